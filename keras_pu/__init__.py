@@ -1,0 +1,8 @@
+"""keras-pu: stable product-unit U-Nets and a model zoo for medical image
+segmentation, on TensorFlow, PyTorch and JAX (Keras 3)."""
+
+from keras_pu import layers
+from keras_pu import models
+from keras_pu.version import __version__
+
+__all__ = ["layers", "models", "__version__"]

@@ -1,0 +1,60 @@
+"""Backend-specific helpers the tests need (gradients, tensor conversion).
+
+Library code uses keras.ops only; tests need each framework's autodiff to
+check gradients, so that part lives here, once."""
+
+import keras
+import numpy as np
+
+
+def to_numpy(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def layer_gradients(layer, x):
+    """Gradients of sum(layer(x)) (summed in float32) with respect to the
+    input and to each trainable variable of `layer`. Returns numpy arrays:
+    (output, input_gradient, [variable gradients])."""
+    name = keras.backend.backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(tf.cast(y, "float32"))
+        grads = tape.gradient(
+            loss, [x] + [v.value for v in layer.trainable_variables]
+        )
+        return to_numpy(y), to_numpy(grads[0]), [to_numpy(g) for g in grads[1:]]
+    if name == "torch":
+        import torch
+
+        x = torch.tensor(np.asarray(x), requires_grad=True)
+        layer.zero_grad()
+        y = layer(x)
+        torch.sum(y.float()).backward()
+        return (
+            to_numpy(y.detach()),
+            to_numpy(x.grad),
+            [to_numpy(v.value.grad) for v in layer.trainable_variables],
+        )
+    if name == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        if not layer.built:
+            layer(x)
+        trainable = [v.value for v in layer.trainable_variables]
+        non_trainable = [v.value for v in layer.non_trainable_variables]
+
+        def loss_fn(trainable, x):
+            y, _ = layer.stateless_call(trainable, non_trainable, x)
+            return jnp.sum(y.astype("float32")), y
+
+        (loss, y), (g_vars, g_x) = jax.value_and_grad(
+            loss_fn, argnums=(0, 1), has_aux=True
+        )(trainable, jnp.asarray(x))
+        return to_numpy(y), to_numpy(g_x), [to_numpy(g) for g in g_vars]
+    raise NotImplementedError(name)

@@ -1,0 +1,43 @@
+"""Shared test configuration. The suite runs once per Keras backend: the
+backend is chosen by KERAS_BACKEND before Keras is imported (see
+tests/run_all_backends.py, the one test command)."""
+
+import os
+import pathlib
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def pytest_report_header(config):
+    return f"keras {keras.__version__}, backend: {keras.backend.backend()}"
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_policy():
+    """Every test starts from the same seed and the float32 policy."""
+    keras.utils.set_random_seed(1234)
+    policy = keras.config.dtype_policy()
+    yield
+    keras.config.set_dtype_policy(policy)
+
+
+@pytest.fixture
+def backend():
+    return keras.backend.backend()
+
+
+def shared_data_dir():
+    """Where real datasets live: $KERAS_PU_DATA, else ../shared/data next to
+    the repository. Returns None when neither exists."""
+    env = os.environ.get("KERAS_PU_DATA")
+    if env:
+        path = pathlib.Path(env)
+        return path if path.is_dir() else None
+    path = REPO_ROOT.parent / "shared" / "data"
+    return path if path.is_dir() else None

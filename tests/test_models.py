@@ -1,0 +1,233 @@
+"""ResUNet, PUUNet, ResidualUNet and SegmentationModel."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_pu
+from keras_pu.layers import ProductUnitResidualBlock
+from keras_pu.layers import ResidualBlock
+from keras_pu.models import PUUNet
+from keras_pu.models import ResidualUNet
+from keras_pu.models import ResUNet
+from keras_pu.models import SegmentationModel
+from tests._backend_utils import to_numpy
+
+# One small configuration shared by the tests, so that backends that compile
+# per shape (JAX) compile it once.
+TINY = dict(input_shape=(32, 32, 3), widths=4, depth=2)
+
+
+def disk_batch(n=4, size=32, seed=0):
+    """Images with one bright disk on noise, and the disk as the mask."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    images, masks = [], []
+    for _ in range(n):
+        cy, cx = rng.uniform(size * 0.3, size * 0.7, 2)
+        r = rng.uniform(size * 0.1, size * 0.25)
+        mask = ((yy - cy) ** 2 + (xx - cx) ** 2 <= r * r).astype("float32")
+        image = rng.normal(0.3, 0.1, (size, size, 3)) + 0.5 * mask[..., None]
+        images.append(image)
+        masks.append(mask[..., None])
+    return np.stack(images).astype("float32"), np.stack(masks)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(input_shape=(256, 256, 3)),
+        dict(input_shape=(None, None, 1), widths=(8, 16, 32, 64), depth=3),
+        dict(input_shape=(64, 64, 3), widths=8, blocks_per_stage=2,
+             upsampling="bilinear", num_classes=3),
+    ],
+    ids=["default-256", "grayscale-depth3", "two-blocks-bilinear"],
+)
+def test_pu_unet_matches_res_unet_parameters(kwargs):
+    res = ResUNet(**kwargs)
+    pu = PUUNet(**kwargs)
+    # The product unit replaces a 3x3 convolution with a 3x3 exponent kernel:
+    # identical counts, well within the 1 % the design allows.
+    assert pu.count_params() == res.count_params()
+    pu_blocks = [l for l in pu.layers if isinstance(l, ProductUnitResidualBlock)]
+    assert pu_blocks, "PUUNet has no product-unit block"
+    assert not any(isinstance(l, ProductUnitResidualBlock) for l in res.layers)
+
+
+def test_default_pu_stages_are_the_lowest_resolution_levels():
+    model = PUUNet(input_shape=(64, 64, 3), widths=4, depth=3)
+    assert model.pu_stages == (2, 3)
+    kinds = {
+        l.name: type(l) for l in model.layers if isinstance(l, ResidualBlock)
+    }
+    assert kinds["encoder_stage_3"] is ProductUnitResidualBlock  # bottleneck
+    assert kinds["encoder_stage_2"] is ProductUnitResidualBlock
+    assert kinds["decoder_stage_2"] is ProductUnitResidualBlock
+    assert kinds["encoder_stage_1"] is ResidualBlock
+    assert kinds["decoder_stage_0"] is ResidualBlock
+
+
+@pytest.mark.parametrize("model_cls", [ResUNet, PUUNet])
+def test_predict_returns_logits_for_any_multiple_size(model_cls):
+    model = model_cls(input_shape=(None, None, 3), widths=4, depth=2)
+    for size in (32, 48):
+        x = np.random.default_rng(0).random((2, size, size, 3), "float32")
+        y = model.predict(x, verbose=0)
+        assert isinstance(y, np.ndarray)
+        assert y.shape == (2, size, size, 1)
+        assert np.all(np.isfinite(y))
+
+
+def test_feature_layers_name_the_block_outputs():
+    model = PUUNet(**TINY)
+    roles = model.feature_layers
+    assert roles["encoder"] == [
+        "encoder_stage_0", "encoder_stage_1", "encoder_stage_2"
+    ]
+    assert roles["decoder"] == ["decoder_stage_1"]
+    assert roles["teacher"] == "decoder_stage_0"
+    teacher = model.get_layer(roles["teacher"])
+    assert tuple(teacher.output.shape) == (None, 32, 32, 4)
+    bottleneck = model.get_layer("encoder_stage_2")
+    assert tuple(bottleneck.output.shape) == (None, 8, 8, 16)
+
+
+def test_mixed_precision_gives_float32_logits():
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    model = PUUNet(**TINY)
+    y = model(np.ones((1, 32, 32, 3), "float32"))
+    assert keras.backend.standardize_dtype(y.dtype) == "float32"
+    block = model.get_layer("encoder_stage_2")
+    assert block.compute_dtype == "bfloat16"
+
+
+def test_channels_first_model():
+    model = PUUNet(
+        input_shape=(3, 32, 32), widths=4, depth=2,
+        data_format="channels_first",
+    )
+    y = model(np.ones((1, 3, 32, 32), "float32"))
+    assert tuple(y.shape) == (1, 1, 32, 32)
+
+
+@pytest.mark.parametrize("model_cls", [ResUNet, PUUNet, ResidualUNet])
+def test_config_round_trip(model_cls):
+    model = model_cls(**TINY, num_classes=2)
+    config = model.get_config()
+    clone = model_cls.from_config(config)
+    assert clone.get_config() == config
+    assert clone.count_params() == model.count_params()
+
+
+@pytest.mark.parametrize("model_cls", [ResUNet, PUUNet])
+def test_save_and_load_without_custom_objects(model_cls, tmp_path):
+    model = model_cls(**TINY)
+    images, masks = disk_batch()
+    model.compile(optimizer="adam", loss=keras.losses.BinaryCrossentropy(
+        from_logits=True))
+    model.fit(images, masks, epochs=1, batch_size=4, verbose=0)
+    expected = model.predict(images, verbose=0)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is model_cls
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_allclose(
+        loaded.predict(images, verbose=0), expected, atol=1e-5
+    )
+
+
+def test_segmentation_model_wraps_any_functional_model(tmp_path):
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="enc")(inputs)
+    logits = keras.layers.Conv2D(1, 1, name="head")(x)
+    plain = keras.Model(inputs, logits)
+    wrapped = SegmentationModel(plain.inputs, plain.outputs)
+    # Shares layers and weights with the wrapped model.
+    assert wrapped.get_layer("enc") is plain.get_layer("enc")
+    x = np.ones((1, 16, 16, 3), "float32")
+    np.testing.assert_allclose(to_numpy(wrapped(x)), to_numpy(plain(x)))
+    wrapped.save(tmp_path / "w.keras")
+    loaded = keras.saving.load_model(tmp_path / "w.keras")
+    assert type(loaded) is SegmentationModel
+    np.testing.assert_allclose(to_numpy(loaded(x)), to_numpy(plain(x)),
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("model_cls", [ResUNet, PUUNet])
+def test_a_few_training_steps_lower_the_loss(model_cls):
+    images, masks = disk_batch(n=8)
+    model = model_cls(**TINY)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=keras.losses.BinaryCrossentropy(from_logits=True),
+    )
+    # Training-mode loss (batch statistics): with so few steps the moving
+    # batch-norm averages have not converged, so evaluate() would mislead.
+    history = model.fit(images, masks, epochs=15, batch_size=8, verbose=0)
+    losses = history.history["loss"]
+    assert np.all(np.isfinite(losses))
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(input_shape=(30, 32, 3), depth=2), "not a positive multiple"),
+        (dict(input_shape=(32, 32, 3), widths=0), "positive integer"),
+        (dict(input_shape=(32, 32, 3), widths=(4, 0, 8), depth=2),
+         "positive integer"),
+        (dict(input_shape=(32, 32, 3), widths=(4, 8), depth=2),
+         "one width per level"),
+        (dict(input_shape=(32, 32, 3), depth=0), "depth"),
+        (dict(input_shape=(32, 32, 3), depth=2, pu_stages=(3,)),
+         "Unknown stage index 3"),
+        (dict(input_shape=(32, 32, 3), depth=2, pu_stages=(-1,)),
+         "Unknown stage index -1"),
+        (dict(input_shape=(32, 32, 3), depth=2, upsampling="cubic"),
+         "upsampling"),
+        (dict(input_shape=(32, 32, 3), depth=2, num_classes=0),
+         "num_classes"),
+        (dict(input_shape=(32, 32), depth=2), "3 entries"),
+        (dict(input_shape=(32, 32, None), depth=2), "channel count"),
+        (dict(input_shape=(32, 32, 3), depth=2, pu_clip_mode="soft"),
+         "clip_mode"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ResidualUNet(**kwargs)
+
+
+def test_res_unet_rejects_unknown_pu_argument():
+    with pytest.raises(TypeError):
+        ResUNet(input_shape=(32, 32, 3), pu_stages=(1,))
+
+
+def test_wrong_channel_count_at_call_time():
+    model = PUUNet(**TINY)
+    with pytest.raises(ValueError, match="expects 3-channel images"):
+        model(np.ones((1, 32, 32, 1), "float32"))
+    # Under predict(), Keras's own input check may speak first; either way
+    # the message names the expected and the received shape.
+    with pytest.raises(
+        ValueError,
+        match=r"expects 3-channel images|expected shape=\(None, 32, 32, 3\)",
+    ):
+        model.predict(np.ones((1, 32, 32, 4), "float32"), verbose=0)
+
+
+def test_wrong_size_and_rank_at_call_time():
+    model = PUUNet(input_shape=(None, None, 3), widths=4, depth=2)
+    with pytest.raises(ValueError, match="multiples of 4"):
+        model(np.ones((1, 30, 32, 3), "float32"))
+    with pytest.raises(ValueError, match="rank 4"):
+        model(np.ones((32, 32, 3), "float32"))
+
+
+def test_models_are_registered_in_the_keras_pu_package():
+    for cls in (SegmentationModel, ResidualUNet, ResUNet, PUUNet):
+        assert keras.saving.get_registered_name(cls) == (
+            f"keras_pu>{cls.__name__}"
+        )
+    assert keras_pu.models.PUUNet is PUUNet
