@@ -3,9 +3,10 @@
 import keras
 from keras import ops
 
+from keras_pu.selfreg.losses import average_pool_by
 from keras_pu.selfreg.losses import ifd_loss
 from keras_pu.selfreg.losses import pool_factors
-from keras_pu.selfreg.losses import scr_loss
+from keras_pu.selfreg.losses import scr_loss_same_size
 
 
 class SelfRegState(keras.metrics.Metric):
@@ -167,23 +168,45 @@ class SelfRegLoss:
                 f"{len(students)} student features."
             )
 
+    def _teacher_pyramid(self, teacher):
+        """The stop-gradient teacher pooled to every student's size, each
+        level pooled from the finest level that divides it (average of block
+        averages = block average), so the full-resolution teacher is read
+        about once rather than once per student."""
+        teacher = ops.stop_gradient(ops.cast(teacher, "float32"))
+        levels = {(1, 1): teacher}
+        for factors in sorted({tuple(p) for p in self.pool_sizes},
+                              key=lambda f: f[0] * f[1]):
+            if factors in levels:
+                continue
+            base = max(
+                (f for f in levels
+                 if factors[0] % f[0] == 0 and factors[1] % f[1] == 0),
+                key=lambda f: f[0] * f[1],
+            )
+            levels[factors] = average_pool_by(
+                levels[base], (factors[0] // base[0], factors[1] // base[1])
+            )
+        return levels
+
     def __call__(self, features):
         if self.data_format == "channels_first":
             features = [ops.transpose(f, (0, 2, 3, 1)) for f in features]
         num_encoder = len(self.encoder_layers)
         *students, teacher = features
         encoder, decoder = students[:num_encoder], students[num_encoder:]
-        pool_sizes = self.pool_sizes or [None] * len(students)
+        if self.pool_sizes is None:
+            self.build([tuple(f.shape) for f in features])
+        teacher_at = self._teacher_pyramid(teacher)
         scr = ops.mean(
             ops.stack(
                 [
-                    scr_loss(
+                    scr_loss_same_size(
                         student,
-                        teacher,
+                        teacher_at[tuple(pool_size)],
                         seed=self.state.seed_generator,
-                        pool_size=pool_size,
                     )
-                    for student, pool_size in zip(students, pool_sizes)
+                    for student, pool_size in zip(students, self.pool_sizes)
                 ]
             )
         )

@@ -46,6 +46,22 @@ def random_channels(num_channels, k, seed):
     return ops.argsort(keys)[:k]
 
 
+def _selection(indices, num_channels):
+    """`(num_channels, k)` matrix whose column j is one-hot at `indices[j]`:
+    `F @ selection` picks the channels `indices` of `F` (as rows x channels).
+
+    Selecting and pairing channels by a small matrix product, instead of
+    gathering them, keeps the forward and backward passes to one product
+    each on the feature map, which every backend runs efficiently.
+    """
+    return ops.one_hot(ops.cast(indices, "int32"), num_channels, axis=0)
+
+
+def _rows(x):
+    """`(B, H, W, C)` -> `(B*H*W, C)`."""
+    return ops.reshape(x, (-1, x.shape[-1]))
+
+
 def scr_loss(student, teacher, seed=None, pool_size=None, channels=None):
     """Semantic consistency regularisation (SCR).
 
@@ -91,20 +107,33 @@ def scr_loss(student, teacher, seed=None, pool_size=None, channels=None):
     if pool_size is None:
         pool_size = pool_factors(student.shape, teacher.shape)
     pool_size = tuple(int(p) for p in pool_size)
-    if pool_size != (1, 1):
-        teacher = ops.average_pool(
-            teacher, pool_size, strides=pool_size, padding="valid"
-        )
+    teacher = average_pool_by(teacher, pool_size)
+    return scr_loss_same_size(student, teacher, seed, channels)
+
+
+def average_pool_by(x, factors):
+    """Average-pools `x` by integer `factors = (r_h, r_w)` (non-overlapping)."""
+    factors = tuple(int(f) for f in factors)
+    if factors == (1, 1):
+        return x
+    return ops.average_pool(x, factors, strides=factors, padding="valid")
+
+
+def scr_loss_same_size(student, teacher, seed=None, channels=None):
+    """SCR against a (stop-gradient) teacher already pooled to the student's
+    spatial size; see `scr_loss`."""
+    c_s, c_t = student.shape[-1], teacher.shape[-1]
     if channels is None:
-        c_s, c_t = student.shape[-1], teacher.shape[-1]
         k = min(c_s, c_t)
         student_idx = random_channels(c_s, k, seed)
         teacher_idx = random_channels(c_t, k, seed)
     else:
         student_idx, teacher_idx = channels
-    picked_student = ops.take(student, student_idx, axis=-1)
-    picked_teacher = ops.take(teacher, teacher_idx, axis=-1)
-    return ops.mean(ops.square(picked_student - picked_teacher))
+    # Row n, column j: S[n, s_j] - T[n, t_j].
+    difference = ops.matmul(
+        _rows(student), _selection(student_idx, c_s)
+    ) - ops.matmul(_rows(teacher), _selection(teacher_idx, c_t))
+    return ops.mean(ops.square(difference))
 
 
 def ifd_loss(feature):
@@ -119,6 +148,9 @@ def ifd_loss(feature):
 
     Odd channel counts: the halves have `C // 2` channels each, so the
     lowest-ranked channel is left out. Fewer than 2 channels give 0.
+
+    The scores come from per-plane sums (no normalised copy of the feature
+    map is made).
 
     Args:
         feature: `(B, H, W, C)` feature map.
@@ -141,13 +173,16 @@ def ifd_loss(feature):
     half = channels // 2
     if half == 0:
         return ops.zeros((), "float32")
-    plane_norm = ops.sqrt(
-        ops.sum(ops.square(feature), axis=(1, 2), keepdims=True)
+    plane_sum = ops.sum(feature, axis=(1, 2))  # (B, C)
+    plane_sq = ops.sum(ops.square(feature), axis=(1, 2))  # (B, C)
+    # mean over batch and space of F / ||plane||, per channel
+    scores = ops.sum(
+        plane_sum / ops.maximum(ops.sqrt(plane_sq), 1e-12), axis=0
     )
-    normalized = feature / ops.maximum(plane_norm, 1e-12)
-    scores = ops.mean(normalized, axis=(0, 1, 2))
     order = ops.argsort(-ops.stop_gradient(scores))
-    ranked = ops.take(feature, order, axis=-1)
-    return ops.mean(
-        ops.square(ranked[..., :half] - ranked[..., half : 2 * half])
+    # Column j of the pairing matrix is +1 at rank j and -1 at rank half + j.
+    pairing = _selection(order[:half], channels) - _selection(
+        order[half : 2 * half], channels
     )
+    difference = ops.matmul(_rows(feature), pairing)
+    return ops.mean(ops.square(difference))
