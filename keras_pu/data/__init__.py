@@ -17,3 +17,8 @@ from keras_pu.data.pipeline import SegmentationSequence
 from keras_pu.data.pipeline import labelled_batches
 from keras_pu.data.pipeline import load_pair
 from keras_pu.data.pipeline import preprocess_image
+from keras_pu.data.splits import SPLIT_DATASETS
+from keras_pu.data.splits import SPLITS
+from keras_pu.data.splits import apply_split
+from keras_pu.data.splits import load_split
+from keras_pu.data.splits import read_split_file
