@@ -3,11 +3,20 @@ augmentation, on the backend this session runs (the suite runs per backend).
 Keras 3.15.1's own mask path misaligns RandomRotation on torch (traps.md),
 which these tests would catch."""
 
+import importlib.util
+
 import keras
 import numpy as np
 import pytest
 
 from keras_pu.data import SegmentationAugmentation
+from keras_pu.data.augment import resolve_compute_backend
+
+# The layers run on the session's backend, and on TensorFlow (what
+# backend="auto" picks when it is installed) if that is another one.
+COMPUTE = [keras.backend.backend()]
+if COMPUTE[0] != "tensorflow" and importlib.util.find_spec("tensorflow"):
+    COMPUTE.append("tensorflow")
 
 OFF = dict(horizontal_flip=False, vertical_flip=False, rotation=0, zoom=0,
            translation=0, brightness=0, contrast=0)
@@ -42,10 +51,12 @@ def iou(a, b):
     return 1.0 if union == 0 else (a & b).sum() / union
 
 
+@pytest.mark.parametrize("compute", COMPUTE)
 @pytest.mark.parametrize("name", list(GEOMETRIC))
-def test_geometric_augmentations_keep_image_and_mask_aligned(name):
+def test_geometric_augmentations_keep_image_and_mask_aligned(name, compute):
     config = dict(OFF, **GEOMETRIC[name]) if name != "defaults" else {}
-    augment = SegmentationAugmentation(**config)
+    augment = SegmentationAugmentation(**config, backend=compute)
+    assert augment.compute_backend == compute
     images, masks = shapes()
     moved = []
     for seed in range(3):
@@ -70,9 +81,10 @@ def test_geometric_augmentations_keep_image_and_mask_aligned(name):
     assert min(moved) < 0.8, (name, moved)
 
 
+@pytest.mark.parametrize("compute", COMPUTE)
 @pytest.mark.parametrize("axis", ["horizontal_flip", "vertical_flip"])
-def test_flips_are_exact(axis):
-    augment = SegmentationAugmentation(**dict(OFF, **{axis: True}))
+def test_flips_are_exact(axis, compute):
+    augment = SegmentationAugmentation(**dict(OFF, **{axis: True}), backend=compute)
     images, masks = shapes(n=8)
     out_images, out_masks = augment(images, masks, seed=1)
     flip_axis = 2 if axis == "horizontal_flip" else 1
@@ -89,9 +101,10 @@ def test_flips_are_exact(axis):
     assert 0 < flipped < 8
 
 
-def test_rotation_matches_the_analytic_rotation():
+@pytest.mark.parametrize("compute", COMPUTE)
+def test_rotation_matches_the_analytic_rotation(compute):
     # A fixed +90 degree rotation is counter-clockwise: np.rot90(k=1).
-    augment = SegmentationAugmentation(**dict(OFF, rotation=(90, 90)))
+    augment = SegmentationAugmentation(**dict(OFF, rotation=(90, 90)), backend=compute)
     images, masks = shapes()
     out_images, out_masks = augment(images, masks, seed=0)
     for i in range(len(masks)):
@@ -100,10 +113,11 @@ def test_rotation_matches_the_analytic_rotation():
         assert iou(out_images[i, ..., 0] > 0.5, expected) > 0.95
 
 
-def test_zoom_matches_the_analytic_scaling():
+@pytest.mark.parametrize("compute", COMPUTE)
+def test_zoom_matches_the_analytic_scaling(compute):
     # zoom=(-0.5, -0.5) zooms in 2x about the centre: pixel (y, x) of the
     # output shows input pixel (c + (y - c) / 2, c + (x - c) / 2).
-    augment = SegmentationAugmentation(**dict(OFF, zoom=(-0.5, -0.5)))
+    augment = SegmentationAugmentation(**dict(OFF, zoom=(-0.5, -0.5)), backend=compute)
     images, masks = shapes()
     _, out_masks = augment(images, masks, seed=0)
     c = (SIZE - 1) / 2
@@ -114,9 +128,10 @@ def test_zoom_matches_the_analytic_scaling():
         assert iou(out_masks[i], masks[i][sy, sx]) > 0.9
 
 
+@pytest.mark.parametrize("compute", COMPUTE)
 @pytest.mark.parametrize("name", ["brightness", "contrast"])
-def test_photometric_augmentations_leave_masks_alone(name):
-    augment = SegmentationAugmentation(**dict(OFF, **{name: 0.5}))
+def test_photometric_augmentations_leave_masks_alone(name, compute):
+    augment = SegmentationAugmentation(**dict(OFF, **{name: 0.5}), backend=compute)
     images, masks = shapes()
     out_images, out_masks = augment(images, masks, seed=3)
     np.testing.assert_array_equal(out_masks, masks)
@@ -155,6 +170,22 @@ def test_config_roundtrip_and_serialization():
         "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation",
         "RandomBrightness", "RandomContrast",
     ]
+
+
+def test_auto_backend_prefers_tensorflow_and_never_requires_it(monkeypatch):
+    import keras_pu.data.augment as augment_module
+
+    active = keras.backend.backend()
+    if importlib.util.find_spec("tensorflow"):
+        assert resolve_compute_backend("auto") == "tensorflow"
+    monkeypatch.setattr(augment_module, "_installed", lambda module: False)
+    expected = "tensorflow" if active == "tensorflow" else active
+    assert resolve_compute_backend("auto") == expected
+    other = {"tensorflow": "jax", "jax": "torch", "torch": "jax"}[active]
+    with pytest.raises(ValueError, match="not installed"):
+        resolve_compute_backend(other)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        resolve_compute_backend("numpy")
 
 
 def test_bad_arguments_are_named():

@@ -119,3 +119,37 @@ def test_feeds_fit_of_the_tiny_pu_unet(busi):
     assert np.isfinite(history.history["loss"][0])
     logits = model.predict(next(labelled_batches(busi, SIZE, 4)).images, verbose=0)
     assert logits.shape == (4, *SIZE, 1)
+
+
+NO_TENSORFLOW = """
+import sys
+sys.modules["tensorflow"] = None      # as if TensorFlow were not installed
+import numpy as np
+from keras_pu.data import SegmentationAugmentation, SegmentationSequence, load_dataset
+from tests.dataset_factory import make_busi
+made = make_busi(sys.argv[1], per_class=1)
+augment = SegmentationAugmentation(seed=0)
+assert augment.compute_backend == sys.argv[2], augment.compute_backend
+images, masks = SegmentationSequence(
+    load_dataset("busi", made.root), 32, 3, augmentation=augment)[0]
+assert images.shape == (3, 32, 32, 3) and set(np.unique(masks)) <= {0.0, 1.0}
+print("OK without tensorflow")
+"""
+
+
+def test_torch_and_jax_users_need_no_tensorflow(tmp_path, backend):
+    if backend == "tensorflow":
+        pytest.skip("only meaningful for the torch and JAX backends")
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    result = subprocess.run(
+        [sys.executable, "-c", NO_TENSORFLOW, str(tmp_path), backend],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, KERAS_BACKEND=backend),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "OK without tensorflow" in result.stdout
