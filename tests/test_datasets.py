@@ -231,3 +231,20 @@ def test_folder_layout_ambiguous_masks(tmp_path):
     Image.new("L", (45, 37)).save(tmp_path / "masks" / "case00.png")  # 2nd mask of case00
     with pytest.raises(DatasetError, match=r"ambiguous.*\n.*masks/case00\.png.*masks/case00_mask\.png"):
         load_dataset("folder", tmp_path)
+
+
+def test_loading_reads_headers_only(tmp_path, monkeypatch):
+    """Pairing and size checks must not decode pixels (fast on big data)."""
+    from PIL import ImageFile
+
+    make_busi(tmp_path, per_class=1)
+    make_kvasir(tmp_path / "kvasir", n=2)
+
+    def no_decode(self):
+        raise AssertionError(f"decoded {self.filename}")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decode)
+    assert len(load_dataset("busi", tmp_path)) == 3
+    assert len(load_dataset("kvasir-seg", tmp_path / "kvasir")) == 2
+    with pytest.raises(AssertionError, match="decoded"):   # and "decode" does
+        load_dataset("busi", tmp_path, verify="decode")

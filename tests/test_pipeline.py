@@ -85,6 +85,9 @@ def test_labelled_batches_give_ids_and_original_sizes(busi):
 
     assert batches[0].original_sizes[0] == image_size(busi[0].image_path)
     assert batches[0].masks.shape == (4, *SIZE, 1)
+    assert batches[0].original_masks is None
+    full = next(labelled_batches(busi, SIZE, 2, original_masks=True))
+    np.testing.assert_array_equal(full.original_masks[1], read_mask(busi[1].mask_paths))
 
 
 def test_preprocess_image_accepts_arrays_of_any_layout(tmp_path):

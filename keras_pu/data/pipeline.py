@@ -92,13 +92,15 @@ def load_pair(sample, image_size, mask_threshold=127):
 
 
 class LabelledBatch(NamedTuple):
-    """A batch for evaluation: model inputs, resized masks, sample ids and
-    the (height, width) of each original image."""
+    """A batch for evaluation: model inputs, resized masks, sample ids, the
+    (height, width) of each original image, and (on request) each original
+    full-resolution mask (bool (H, W)) to score predictions resized back."""
 
     images: np.ndarray
     masks: np.ndarray
     ids: list
     original_sizes: list
+    original_masks: list = None
 
 
 class SegmentationSequence(keras.utils.PyDataset):
@@ -214,13 +216,23 @@ class SegmentationSequence(keras.utils.PyDataset):
         self._order = self._epoch_order(self.epoch)
 
 
-def labelled_batches(dataset, image_size=256, batch_size=8, mask_threshold=127):
+def labelled_batches(dataset, image_size=256, batch_size=8, mask_threshold=127,
+                     original_masks=False):
     """Iterates a dataset in order, without augmentation, for evaluation.
 
+    Args:
+        dataset: a `SegmentationDataset` or a sequence of `Sample`s.
+        image_size: int or (height, width) of the model input.
+        batch_size: samples per batch (the last may be smaller).
+        mask_threshold: see `read_mask`.
+        original_masks: also return each full-resolution mask (to score
+            at the native resolution). Default False.
+
     Yields:
-        `LabelledBatch(images, masks, ids, original_sizes)`: images and masks
-        as in `SegmentationSequence`, the sample ids, and each original
-        image's (height, width), to resize predictions back.
+        `LabelledBatch(images, masks, ids, original_sizes, original_masks)`:
+        images and masks as in `SegmentationSequence`, the sample ids, each
+        original image's (height, width), to resize predictions back, and
+        the original masks (or None).
 
     Example:
     >>> for batch in labelled_batches(test_set, image_size=256):
@@ -236,4 +248,7 @@ def labelled_batches(dataset, image_size=256, batch_size=8, mask_threshold=127):
             masks=np.stack([p[1] for p in pairs]),
             ids=[s.id for s in chunk],
             original_sizes=[read_image_size(s.image_path) for s in chunk],
+            original_masks=[
+                read_mask(s.mask_paths, threshold=mask_threshold) for s in chunk
+            ] if original_masks else None,
         )
