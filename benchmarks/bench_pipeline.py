@@ -42,7 +42,6 @@ def worker(args):
     from concurrent.futures import ThreadPoolExecutor
 
     import keras
-    import numpy as np
 
     import keras_pu
     from keras_pu.data import SegmentationAugmentation

@@ -1,6 +1,5 @@
 """keras_pu.data.datasets: each official layout, detection, broken datasets."""
 
-import io
 import shutil
 
 import numpy as np
@@ -112,6 +111,10 @@ def test_missing_folders_and_unknown_layouts(tmp_path):
     (tmp_path / "stuff").mkdir()
     with pytest.raises(DatasetError, match="cannot recognise.*Dataset_BUSI_with_GT"):
         detect_layout(tmp_path)
+    # One level too high: the message points at the dataset folder.
+    make_kvasir(tmp_path / "Kvasir-SEG", n=1)
+    with pytest.raises(DatasetError, match=r"Did you mean '.*Kvasir-SEG' \(kvasir-seg\)"):
+        load_dataset("auto", tmp_path)
     with pytest.raises(ValueError, match="on_error"):
         load_dataset("folder", tmp_path, on_error="ignore")
 
@@ -194,7 +197,7 @@ def test_pixel_level_corruption_found_by_decode(tmp_path, defect):
 
 
 def test_corrupt_png_header_found_quickly(tmp_path):
-    made = make_busi(tmp_path, per_class=1)
+    make_busi(tmp_path, per_class=1)
     bad = tmp_path / "Dataset_BUSI_with_GT" / "benign" / "benign (1).png"
     _corrupt_png(bad)
     with pytest.raises(DatasetError, match=r"unreadable.*\n.*benign \(1\)\.png"):

@@ -3,7 +3,6 @@ model-input convention; shuffling and augmentation are seeded."""
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from keras_pu.data import SegmentationAugmentation
 from keras_pu.data import SegmentationSequence
@@ -102,7 +101,7 @@ def test_preprocess_image_accepts_arrays_of_any_layout(tmp_path):
 
 
 def test_unreadable_file_in_a_batch_names_it(tmp_path):
-    made = make_kvasir(tmp_path, n=2)
+    make_kvasir(tmp_path, n=2)
     dataset = load_dataset("kvasir-seg", tmp_path)
     bad = dataset[1].image_path
     data = bad.read_bytes()

@@ -22,3 +22,27 @@ from keras_pu.data.splits import SPLITS
 from keras_pu.data.splits import apply_split
 from keras_pu.data.splits import load_split
 from keras_pu.data.splits import read_split_file
+
+__all__ = [
+    "LAYOUTS",
+    "DatasetError",
+    "Sample",
+    "SegmentationDataset",
+    "detect_layout",
+    "load_dataset",
+    "ImageReadError",
+    "image_size",
+    "read_image",
+    "read_mask",
+    "SegmentationAugmentation",
+    "LabelledBatch",
+    "SegmentationSequence",
+    "labelled_batches",
+    "load_pair",
+    "preprocess_image",
+    "SPLIT_DATASETS",
+    "SPLITS",
+    "apply_split",
+    "load_split",
+    "read_split_file",
+]

@@ -610,7 +610,7 @@ def load_dataset(layout, root, subset=None, on_error="raise", verify="header"):
     return SegmentationDataset(name, layout, root, samples)
 
 
-def detect_layout(root):
+def detect_layout(root, _depth=0):
     """Recognises a dataset's layout from its folder structure.
 
     Returns:
@@ -627,6 +627,7 @@ def detect_layout(root):
     >>> detect_layout("data/BUSI")
     'busi'
     """
+    depth = _depth
     root = pathlib.Path(root).expanduser()
     if not root.is_dir():
         raise DatasetError(f"dataset folder '{root}' does not exist or is not a folder")
@@ -641,9 +642,20 @@ def detect_layout(root):
         if (root / "kavsir_bboxes.json").is_file() or root.name.lower().startswith("kvasir"):
             return "kvasir-seg"
         return "folder"
+    hint = ""
+    if depth == 0:
+        inside = []
+        for child in sorted(p for p in root.iterdir() if p.is_dir()):
+            try:
+                inside.append(f"'{child}' ({detect_layout(child, _depth=1)})")
+            except DatasetError:
+                pass
+        if inside:
+            hint = f" Did you mean {' or '.join(inside)}?"
     raise DatasetError(
         f"cannot recognise the dataset layout of '{root}' (sub-folders: "
         f"{sorted(names) or 'none'}). Expected one of: images/ + masks/ "
         "(Kvasir-SEG or your own data), Dataset_BUSI_with_GT/ (BUSI), "
         "ISIC2018_Task1-2_*_Input/ (ISIC 2018), ISIC-2017_*_Data/ (ISIC 2017)."
+        + hint
     )

@@ -127,6 +127,9 @@ class SegmentationSequence(keras.utils.PyDataset):
             (see `read_mask`). Default 127.
         workers, use_multiprocessing, max_queue_size: passed to
             `keras.utils.PyDataset` (parallel batch loading in `fit`).
+            Prefer threads (`workers=2`, `use_multiprocessing=False`):
+            decoding and TensorFlow's resampling release the GIL, and
+            forking a process that has started TensorFlow or JAX is unsafe.
 
     Example:
     >>> train = apply_split(load_dataset("kvasir-seg", root), "train")
