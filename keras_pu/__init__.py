@@ -3,6 +3,7 @@ segmentation, on TensorFlow, PyTorch and JAX (Keras 3)."""
 
 from keras_pu import layers
 from keras_pu import models
+from keras_pu import zoo
 from keras_pu.version import __version__
 
-__all__ = ["layers", "models", "__version__"]
+__all__ = ["layers", "models", "zoo", "__version__"]
