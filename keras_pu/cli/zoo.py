@@ -81,7 +81,7 @@ def _list(args):
             (
                 row["name"],
                 row["status"],
-                row["dataset"]["name"],
+                _dataset_label(row["dataset"]),
                 "x".join(str(v) for v in row["input_size"]),
                 f"{row['parameters']:,}",
                 dice,
@@ -120,7 +120,7 @@ def _info(args):
         f"  Hub:           {hub['url']} "
         + (f"@ {hub['revision']}" if hub["revision"] else "(not published)"),
         "",
-        f"  Dataset:       {ds['name']} — {ds['task']} ({ds['url']})",
+        f"  Dataset:       {_dataset_label(ds)} — {ds['task']} ({ds['url']})",
         f"  Data note:     {ds['data_note']}",
         f"  Data licence:  {ds['licence']}",
         f"  Weights:       {data['weights_terms']}",
@@ -145,6 +145,12 @@ def _info(args):
             lines.append(f"    {name:<18} {rec['size']:>10,} B  {rec['sha256']}")
     print("\n".join(lines))
     return 0
+
+
+def _dataset_label(dataset):
+    if dataset.get("stand_in_for"):
+        return f"{dataset['name']} (stand-in for {dataset['stand_in_for']})"
+    return dataset["name"]
 
 
 def _download(args):

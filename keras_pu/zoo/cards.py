@@ -139,7 +139,7 @@ def model_card(registry, name):
         "",
         "## Dataset and licence",
         "",
-        f"- Dataset: [{dataset.name}]({dataset.url}) — {dataset.task}.",
+        f"- Dataset: [{dataset_label(dataset)}]({dataset.url}) — {dataset.task}.",
         f"- Data terms: {dataset.licence}",
         f"- Weights: {registry.weights_terms}",
         f"- Cite the dataset: {dataset.citation}",
@@ -187,10 +187,19 @@ def _results_section(preset):
     return [head + ":", ""] + rows + ["", paper]
 
 
+def dataset_label(dataset):
+    """The dataset's name, with what it stands in for, if anything."""
+    if dataset.stand_in_for:
+        return f"{dataset.name} (stand-in for {dataset.stand_in_for})"
+    return dataset.name
+
+
 def presets_table(registry):
     """Markdown table of all presets for the project README."""
+    from keras_pu.zoo.hub import human_size
+
     rows = [
-        "| Preset | Status | Dataset | Input | Parameters | Dice | IoU |",
+        "| Preset | Status | Dataset | Input | Size | Dice | IoU |",
         "|---|---|---|---|---|---|---|",
     ]
     for preset in registry.presets.values():
@@ -204,10 +213,13 @@ def presets_table(registry):
             iou = f"{values['iou']:.3f}" if "iou" in values else "—"
         else:
             dice = iou = "not trained yet"
+        size = f"{preset.parameters / 1e6:.2f} M params"
+        if preset.has_weights:
+            size += f", {human_size(preset.weights_size)}"
         h, w = preset.input_size
         rows.append(
-            f"| `{preset.name}` | {status} | {preset.dataset.name} | "
-            f"{h}x{w} | {preset.parameters:,} | {dice} | {iou} |"
+            f"| `{preset.name}` | {status} | {dataset_label(preset.dataset)} | "
+            f"{h}x{w} | {size} | {dice} | {iou} |"
         )
     return "\n".join(rows)
 

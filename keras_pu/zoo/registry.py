@@ -59,6 +59,7 @@ class Dataset:
 
     key: str
     name: str
+    stand_in_for: str | None  # the dataset it replaces, said wherever it is named
     task: str
     target: str
     modality: str
@@ -393,12 +394,14 @@ def _validate(data, path):
                 fail(f"{where}: {filename} has no valid size")
         revision = hub.get("revision")
         if revision is not None:
-            if not files:
-                fail(f"{where}: a published revision but no files")
-            if len(revision) != 40 or any(
-                c not in "0123456789abcdef" for c in revision
+            if (
+                not isinstance(revision, str)
+                or len(revision) != 40
+                or any(c not in "0123456789abcdef" for c in revision)
             ):
                 fail(
                     f"{where}: revision {revision!r} is not a full commit "
                     "sha (40 hex digits); pin commits, not branches"
                 )
+            if not files:
+                fail(f"{where}: a published revision but no files")
