@@ -37,7 +37,15 @@ class OfflineCacheMissError(DownloadError):
 
 class IntegrityError(ZooError):
     """A file does not match its expected checksum or size (truncated,
-    altered, or a Git LFS pointer instead of the file)."""
+    altered, or a Git LFS pointer instead of the file).
+
+    `reason` is the short cause (e.g. "truncated: 10 bytes instead of 20")
+    without the advice.
+    """
+
+    def __init__(self, message, reason=None):
+        super().__init__(message)
+        self.reason = reason or message
 
 
 class ArchitectureMismatchError(ZooError):

@@ -75,19 +75,20 @@ def verify_against_record(path, record, what, fix):
         raise IntegrityError(
             f"{what} is a Git LFS pointer ({size} bytes), not the file itself "
             f"({path}). Run `git lfs install && git lfs pull` in the "
-            "checkout, or load the preset from the Hub."
+            "checkout, or load the preset from the Hub.",
+            reason="a Git LFS pointer, not the file",
         )
     if size != record.size:
         kind = "truncated" if size < record.size else "larger than expected"
-        raise IntegrityError(
-            f"{what} is {kind}: {size} bytes instead of {record.size} "
-            f"({path}). {fix}"
-        )
+        reason = f"{kind}: {size} bytes instead of {record.size}"
+        raise IntegrityError(f"{what} is {reason} ({path}). {fix}", reason=reason)
     actual = sha256_of(path)
     if actual != record.sha256:
+        reason = f"altered: sha256 {actual[:12]}... instead of {record.sha256[:12]}..."
         raise IntegrityError(
             f"{what} has been altered: sha256 {actual} instead of "
-            f"{record.sha256} ({path}). {fix}"
+            f"{record.sha256} ({path}). {fix}",
+            reason=reason,
         )
 
 
@@ -125,7 +126,8 @@ def verify_against_hub_etag(path, what, fix):
         raise IntegrityError(
             f"{what} does not match the Hub's checksum: {algo} {actual} "
             f"instead of {etag} ({os.path.getsize(path)} bytes, {path}); it "
-            f"was truncated or altered after download. {fix}"
+            f"was truncated or altered after download. {fix}",
+            reason=f"{algo} {actual[:12]}... instead of {etag[:12]}...",
         )
     return True
 
@@ -142,4 +144,4 @@ def check_hdf5_signature(path, what, fix):
             detail = "empty"
         else:
             detail = f"not an HDF5 file (starts with {head[:8]!r})"
-        raise IntegrityError(f"{what} is {detail} ({path}). {fix}")
+        raise IntegrityError(f"{what} is {detail} ({path}). {fix}", reason=detail)

@@ -458,14 +458,14 @@ def _fetch_verified(source, filename, revision, records, cache_dir, force, say):
     try:
         verify(
             path,
-            f"The cached copy is damaged: with network access run "
-            f"`{source.retry_hint} --force`, or delete {path}.",
+            "The copy in the Hugging Face cache is damaged: with network "
+            f"access run `{source.retry_hint} --force`, or delete {path}.",
         )
         return path
     except IntegrityError as damaged:
         if force or hub.is_offline():
             raise
-        say(f"{damaged} Downloading {filename} again.")
+        say(f"{what} does not match ({damaged.reason}); downloading it again.")
     path = fetch(True)
     verify(
         path,
@@ -590,11 +590,10 @@ def _load_weights(model, path, config, source):
         except OSError as e:
             raise IntegrityError(f"{what} cannot be read as HDF5: {e} ({path}).") from None
         except (ValueError, KeyError) as e:
-            first = str(e).strip().splitlines()[0]
             raise ArchitectureMismatchError(
                 f"{what} does not fit the architecture in its config.json "
-                f"({arch}): {first} The repository's weights and config come "
-                "from different models; do not use them together."
+                f"({arch}): {_keras_error_summary(e)} The weights and the "
+                "config come from different models; do not use them together."
             ) from None
     partial = [
         w for w in caught
@@ -617,6 +616,17 @@ def _load_weights(model, path, config, source):
                 f"{len(model.weights)} variables: the weights come from "
                 "another architecture."
             )
+
+
+def _keras_error_summary(error, limit=400):
+    """Keras's loading errors span many lines; keep the informative part
+    (e.g. "variable.shape=(3, 3, 3, 8), Received: value.shape=...")."""
+    text = " ".join(str(error).split())
+    marker = text.find("Example error message")
+    if marker >= 0:
+        text = text[:marker] + text[text.find(":", marker) + 1:]
+    text = text.strip()
+    return text[:limit] + ("..." if len(text) > limit else "")
 
 
 def _count_h5_arrays(path):
