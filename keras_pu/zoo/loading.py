@@ -157,8 +157,7 @@ def load(
                 force_download=force_download, progress=progress,
             )
             config = _read_config(paths["config.json"], source)
-        model = _build(config, source, input_shape)
-        model = _replace_head(model, config, source, num_classes, input_shape)
+        model = _build(config, source, input_shape, num_classes)
         say(
             f"Built {source.label} with random initial weights "
             f"({model.count_params():,} parameters; weights=False)."
@@ -415,7 +414,17 @@ def _hub_files(source, filenames, cache_dir, force_download, progress):
             commit = hub.commit_of_cached_path(paths[filename])
             if commit and revision != commit:
                 revision = commit
-                records = records or _pinned_records(source, commit)
+                if records is None:
+                    records = _pinned_records(source, commit)
+                    if records is not None:
+                        # A branch that is the pinned release: the files
+                        # already fetched are held to the registry too.
+                        for done, path in paths.items():
+                            integrity.verify_against_record(
+                                path, records[done], f"{done} of {source.label}",
+                                "The Hub serves another file than keras-pu "
+                                "pinned for this commit; do not use it.",
+                            )
     how = (
         "sha256 verified against the registry"
         if records
@@ -536,12 +545,21 @@ def _check_architecture(config, source):
 # -- building ------------------------------------------------------------
 
 
-def _build(config, source, input_shape):
+def _build(config, source, input_shape, num_classes=None):
+    """The model `config` describes, optionally with another input shape
+    and (for a model that gets no trained weights) another head."""
     import keras
 
     config = copy.deepcopy(config)
     config.pop("compile_config", None)  # returned uncompiled, see load()
     is_unet = config.get("registered_name") in UNET_CLASSES
+    if num_classes is not None:
+        if not is_unet:
+            raise ValueError(
+                f"num_classes can only be changed for keras-pu U-Nets; "
+                f"{source.label} is a {config.get('class_name')}."
+            )
+        config["config"]["num_classes"] = num_classes
     if input_shape is not None:
         if not is_unet:
             raise ValueError(

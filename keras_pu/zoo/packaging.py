@@ -177,7 +177,7 @@ def add_preset(
         )
         model = _canonical_model(trained, architecture, name)
         log(f"{name}: {model.count_params():,} parameters, weights copied from {model_path}")
-        with tempfile.TemporaryDirectory(dir=zoo_dir.parent if zoo_dir.exists() else None) as tmp:
+        with tempfile.TemporaryDirectory(prefix="keras_pu_preset_") as tmp:
             folder = pathlib.Path(tmp) / name
             _write_model_files(model, folder)
             shutil.copyfile(metrics_path, folder / "metrics.json")
