@@ -45,4 +45,5 @@ def shared_data_dir():
 
 # Session fixtures of the zoo tests (tiny presets, a Hub server on loopback).
 from tests.zoo_fixtures import zoo_hub  # noqa: E402,F401
+from tests.zoo_fixtures import untrained_registry  # noqa: E402,F401
 from tests.zoo_fixtures import zoo_presets  # noqa: E402,F401

@@ -12,13 +12,7 @@ from keras_pu.zoo import phantoms
 from keras_pu.zoo import registry as registry_lib
 
 
-@pytest.fixture
-def builtin_registry(monkeypatch, tmp_path):
-    monkeypatch.delenv(registry_lib.REGISTRY_ENV, raising=False)
-    monkeypatch.setenv(registry_lib.ZOO_DIR_ENV, str(tmp_path / "no_zoo"))
-
-
-def test_zoo_list_shows_every_preset_and_its_status(builtin_registry, capsys):
+def test_zoo_list_shows_every_preset_and_its_status(untrained_registry, capsys):
     assert main(["zoo", "list"]) == 0
     out = capsys.readouterr().out
     for name in registry_lib.load_registry().names:
@@ -32,7 +26,7 @@ def test_zoo_list_shows_every_preset_and_its_status(builtin_registry, capsys):
     assert json.loads(capsys.readouterr().out) == []
 
 
-def test_zoo_info_and_its_errors(builtin_registry, capsys):
+def test_zoo_info_and_its_errors(untrained_registry, capsys):
     assert main(["zoo", "info", "pu_unet_isic"]) == 0
     out = capsys.readouterr().out
     assert "stand-in for ISIC 2018 Task 1" in out
@@ -44,7 +38,7 @@ def test_zoo_info_and_its_errors(builtin_registry, capsys):
     assert "no trained weights yet" in capsys.readouterr().err
 
 
-def test_demo_without_any_trained_preset_fails_clearly(builtin_registry, tmp_path, capsys):
+def test_demo_without_any_trained_preset_fails_clearly(untrained_registry, tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 1
     err = capsys.readouterr().err
     assert "No preset with trained weights" in err

@@ -97,6 +97,20 @@ def write_registry(path, data):
     return path
 
 
+@pytest.fixture
+def untrained_registry(tmp_path, monkeypatch):
+    """The built-in presets as they were before any training (no files,
+    metrics or pins), whatever the registry holds today; no zoo folder."""
+    data = json.loads(registry_lib.BUILTIN_REGISTRY.read_text())
+    for entry in data["presets"].values():
+        entry.update(files={}, metrics=None)
+        entry["hub"]["revision"] = None
+    path = write_registry(tmp_path / "untrained_registry.json", data)
+    monkeypatch.setenv(registry_lib.REGISTRY_ENV, str(path))
+    monkeypatch.setenv(registry_lib.ZOO_DIR_ENV, str(tmp_path / "no_zoo"))
+    return path
+
+
 @dataclasses.dataclass
 class ZooPresets:
     root: pathlib.Path

@@ -146,6 +146,14 @@ def skin_lesion(size=256, seed=0):
 
     Returns:
         `Phantom(image, mask)`.
+
+    Example:
+
+    ```python
+    from keras_pu.zoo import phantoms
+
+    image, mask = phantoms.skin_lesion(size=256, seed=1)
+    ```
     """
     _check_size(size)
     rng = np.random.default_rng(seed)
@@ -205,6 +213,14 @@ def polyp(size=256, seed=0):
 
     Returns:
         `Phantom(image, mask)`.
+
+    Example:
+
+    ```python
+    from keras_pu.zoo import phantoms
+
+    image, mask = phantoms.polyp(size=256, seed=1)
+    ```
     """
     _check_size(size)
     rng = np.random.default_rng(seed)
@@ -279,6 +295,14 @@ def ultrasound_tumour(size=256, seed=0):
 
     Returns:
         `Phantom(image, mask)`.
+
+    Example:
+
+    ```python
+    from keras_pu.zoo import phantoms
+
+    image, mask = phantoms.ultrasound_tumour(size=256, seed=1)
+    ```
     """
     _check_size(size)
     rng = np.random.default_rng(seed)

@@ -47,6 +47,14 @@ def publish(
     Raises:
         ZooError: the folder does not match the registry, the upload gave no
             commit, or the read-back did not verify.
+
+    Example:
+
+    ```python
+    from keras_pu.zoo.publishing import publish
+
+    revision = publish("pu_unet_kvasir")  # after `hf auth login`
+    ```
     """
     if api is None:
         from huggingface_hub import HfApi
