@@ -128,4 +128,5 @@ def test_same_preset_same_logits_on_every_backend(zoo_hub, worker_env, tmp_path,
         f"{a}-{b}": float(np.max(np.abs(results[a] - results[b])))
         for a in BACKENDS for b in BACKENDS if a < b
     }
+    print(f"max |logit difference| between backends: {pairs}")
     assert max(pairs.values()) <= 1e-4, pairs
