@@ -4,7 +4,6 @@ the Hub server in test_zoo_hub.py)."""
 import json
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from keras_pu.cli.main import main

@@ -214,7 +214,6 @@ def overlay(image, predicted, truth=None, caption=None):
 
 
 def _outline(mask):
-    import numpy as np
 
     inner = mask.copy()
     inner[1:, :] &= mask[:-1, :]
