@@ -2,9 +2,19 @@
 segmentation, on TensorFlow, PyTorch and JAX (Keras 3)."""
 
 from keras_pu import callbacks
+from keras_pu import data
 from keras_pu import layers
 from keras_pu import models
 from keras_pu import selfreg
+from keras_pu import zoo
 from keras_pu.version import __version__
 
-__all__ = ["callbacks", "layers", "models", "selfreg", "__version__"]
+__all__ = [
+    "callbacks",
+    "data",
+    "layers",
+    "models",
+    "selfreg",
+    "zoo",
+    "__version__",
+]

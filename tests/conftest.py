@@ -41,3 +41,9 @@ def shared_data_dir():
         return path if path.is_dir() else None
     path = REPO_ROOT.parent / "shared" / "data"
     return path if path.is_dir() else None
+
+
+# Session fixtures of the zoo tests (tiny presets, a Hub server on loopback).
+from tests.zoo_fixtures import zoo_hub  # noqa: E402,F401
+from tests.zoo_fixtures import untrained_registry  # noqa: E402,F401
+from tests.zoo_fixtures import zoo_presets  # noqa: E402,F401

@@ -1,0 +1,381 @@
+"""The zoo without a server: the registry and its checks, loading from
+local preset folders (head swap, input shape), the safety allow-list,
+model cards and the README table, the packaging tool, argument errors and
+the synthetic phantoms."""
+
+import json
+import shutil
+
+import keras
+import numpy as np
+import pytest
+
+import keras_pu
+from keras_pu import zoo
+from keras_pu.zoo import cards
+from keras_pu.zoo import phantoms
+from keras_pu.zoo import registry as registry_lib
+from keras_pu.zoo.errors import ZooError
+from keras_pu.zoo.packaging import add_preset
+from keras_pu.zoo.safety import check_config_is_safe
+from tests.conftest import REPO_ROOT
+from tests.test_models import disk_batch
+from tests.zoo_fixtures import fixed_input
+
+PRESETS = (
+    "pu_unet_isic", "resunet_isic", "pu_unet_kvasir",
+    "resunet_kvasir", "pu_unet_busi", "resunet_busi",
+)
+
+
+@pytest.fixture
+def local_presets(zoo_presets, tmp_path, monkeypatch):
+    """The tiny presets as a source checkout sees them: registry entries
+    with files, folders in the zoo dir, not published."""
+    monkeypatch.setenv(
+        registry_lib.REGISTRY_ENV,
+        str(zoo_presets.registry_copy(tmp_path / "registry.json", endpoint="http://127.0.0.1:9")),
+    )
+    monkeypatch.setenv(registry_lib.ZOO_DIR_ENV, str(zoo_presets.zoo_dir))
+    return zoo_presets
+
+
+# -- the built-in registry -----------------------------------------------------
+
+
+def test_builtin_registry_describes_the_six_presets(monkeypatch):
+    monkeypatch.delenv(registry_lib.REGISTRY_ENV, raising=False)
+    assert zoo.list_presets() == list(PRESETS)
+    for name in PRESETS:
+        card = zoo.info(name)
+        assert card["hub"]["repo_id"] == f"keras-pu/{name}"
+        expected_class = "PUUNet" if name.startswith("pu_unet") else "ResUNet"
+        assert card["architecture"]["class_name"] == expected_class
+        assert card["input_size"] == card["architecture"]["config"]["input_shape"][:2]
+        assert "research and education only" in card["weights_terms"].lower()
+        # Status, files, metrics and pin agree, whatever the stage.
+        if card["status"] == "not trained":
+            assert card["files"] == {} and card["metrics"] is None
+            assert card["hub"]["revision"] is None
+        else:
+            assert sorted(card["files"]) == sorted(registry_lib.PRESET_FILES)
+            assert "dice" in card["metrics"]["values"]
+            assert (card["hub"]["revision"] is not None) == (card["status"] == "published")
+    isic = zoo.info("pu_unet_isic")["dataset"]
+    assert isic["name"] == "ISIC 2017 Part 1"
+    assert isic["stand_in_for"] == "ISIC 2018 Task 1"
+    assert "stand-in for ISIC 2018 Task 1" in isic["data_note"]
+    assert "CC BY-NC 4.0" in isic["licence"]
+    assert "research and education only" in zoo.info("pu_unet_kvasir")["dataset"]["licence"]
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="parameter counts do not depend on the backend, and building two "
+    "2M-parameter models costs ~20 s under JAX; weights=False is tested on "
+    "every backend with the tiny preset",
+)
+def test_registry_parameters_and_architectures_build(monkeypatch):
+    monkeypatch.delenv(registry_lib.REGISTRY_ENV, raising=False)
+    for name in ("pu_unet_isic", "resunet_busi"):  # the two architectures
+        model = zoo.load(name, weights=False, progress=False)
+        assert model.name == name
+        assert model.count_params() == zoo.info(name)["parameters"]
+        assert model.input_shape == (None, 256, 256, 3)
+        assert model.output_shape == (None, 256, 256, 1)
+
+
+def test_untrained_preset_says_so(untrained_registry):
+    with pytest.raises(zoo.PresetNotTrainedError) as info:
+        zoo.load("pu_unet_isic")
+    message = str(info.value)
+    assert "'pu_unet_isic' has no trained weights yet" in message
+    assert "weights=False" in message
+
+
+def test_unknown_name_suggests_close_names():
+    with pytest.raises(zoo.UnknownPresetError) as info:
+        zoo.load("pu_unet_isc")
+    assert "Did you mean 'pu_unet_isic'" in str(info.value)
+    assert isinstance(info.value, ValueError)
+    with pytest.raises(zoo.UnknownPresetError, match="Did you mean 'resunet_kvasir'"):
+        zoo.info("resunet_kvasr")
+
+
+def test_trained_but_unpublished_preset_without_zoo_folder(zoo_presets, tmp_path, monkeypatch):
+    monkeypatch.setenv(registry_lib.REGISTRY_ENV, str(zoo_presets.registry_copy(tmp_path / "r.json")))
+    monkeypatch.setenv(registry_lib.ZOO_DIR_ENV, str(tmp_path / "empty"))
+    with pytest.raises(zoo.PresetNotPublishedError) as info:
+        zoo.load("tiny_pu")
+    message = str(info.value)
+    assert "'tiny_pu' has trained weights" in message
+    assert "not published" in message and "weights=False" in message
+
+
+def test_local_zoo_dir_is_the_checkout_or_the_override(monkeypatch, tmp_path):
+    monkeypatch.delenv(registry_lib.ZOO_DIR_ENV, raising=False)
+    assert registry_lib.local_zoo_dir() == REPO_ROOT / "zoo"
+    monkeypatch.setenv(registry_lib.ZOO_DIR_ENV, str(tmp_path))
+    assert registry_lib.local_zoo_dir() == tmp_path
+    # Only preset folders and the maintainer files live in zoo/: no test
+    # weights are ever committed there.
+    committed = {p.name for p in (REPO_ROOT / "zoo").iterdir()}
+    assert committed <= set(PRESETS) | {"README.md", "add_preset.py", "publish.py"}
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda e: e["hub"].update(revision="main"), "not a full commit sha"),
+        (lambda e: e["hub"].update(revision="a" * 40), "published revision but no files"),
+        (lambda e: e.update(files={"config.json": {"sha256": "0" * 64, "size": 1}}), "files must list exactly"),
+        (lambda e: e.update(dataset="nope"), "unknown dataset 'nope'"),
+        (lambda e: e.pop("architecture"), "lacks \\['architecture'\\]"),
+    ],
+)
+def test_invalid_registry_entries_are_named(tmp_path, change, match):
+    data = json.loads(registry_lib.BUILTIN_REGISTRY.read_text())
+    change(data["presets"]["pu_unet_busi"])
+    path = tmp_path / "registry.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ZooError, match=f"preset 'pu_unet_busi'.*{match}"):
+        registry_lib.load_registry(path)
+
+
+def test_unreadable_registry_override_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv(registry_lib.REGISTRY_ENV, str(tmp_path / "missing.json"))
+    with pytest.raises(ZooError, match="KERAS_PU_REGISTRY"):
+        zoo.list_presets()
+
+
+# -- loading from local folders --------------------------------------------
+
+
+def test_head_swap_keeps_every_other_weight_and_trains(local_presets):
+    original = zoo.load("tiny_pu", progress=False)
+    tuned = zoo.load("tiny_pu", num_classes=3, progress=False)
+    assert tuned.output_shape == (None, 32, 32, 3)
+    assert tuned.num_classes == 3
+    compared = 0
+    for layer in tuned.layers:
+        source = original.get_layer(layer.name).get_weights()
+        if layer.name == "logits":
+            kernel, bias = layer.get_weights()
+            assert kernel.shape == (1, 1, 4, 3) and bias.shape == (3,)
+            continue
+        for a, b in zip(layer.get_weights(), source):
+            np.testing.assert_array_equal(a, b)
+            compared += 1
+    assert compared == len(original.weights) - 2
+    # Without weights, the head is simply built with the new size.
+    fresh = zoo.load("tiny_pu", weights=False, num_classes=2, input_shape=(None, None, 3), progress=False)
+    assert fresh.output_shape == (None, None, None, 2)
+    # Ready for fine-tuning: compile and take a step.
+    images, masks = disk_batch(n=2)
+    labels = np.concatenate([1 - masks, masks, np.zeros_like(masks)], -1)
+    # One step does not repay TensorFlow's XLA compilation; JAX needs jit
+    # (eager JAX compiles every op on its own).
+    tuned.compile(
+        optimizer="adam",
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+        jit_compile=keras.backend.backend() == "jax",
+    )
+    loss = tuned.train_on_batch(images, labels)
+    assert np.isfinite(loss)
+
+
+def test_input_shape_rebuild_keeps_weights(local_presets):
+    any_size = zoo.load("tiny_pu", input_shape=(None, None, 3), progress=False)
+    np.testing.assert_allclose(
+        any_size.predict(fixed_input(), verbose=0), local_presets.logits["tiny_pu"], atol=1e-5
+    )
+    bigger = np.random.default_rng(1).random((1, 64, 64, 3), dtype="float32")
+    assert any_size.predict(bigger, verbose=0).shape == (1, 64, 64, 1)
+    with pytest.raises(ValueError, match="multiple of 2\\*\\*depth"):
+        zoo.load("tiny_pu", input_shape=(30, 30, 3), progress=False)
+    with pytest.raises(ValueError, match="3-channel images"):
+        zoo.load("tiny_pu", input_shape=(32, 32, 1), progress=False)
+
+
+def test_bad_arguments_are_named(local_presets, tmp_path):
+    with pytest.raises(ValueError, match="num_classes must be an integer >= 1"):
+        zoo.load("tiny_pu", num_classes=0)
+    with pytest.raises(ValueError, match="input_shape must be \\(height, width, channels\\)"):
+        zoo.load("tiny_pu", input_shape=(32, 32))
+    with pytest.raises(ValueError, match="Malformed Hub handle"):
+        zoo.load("hf://just-a-name")
+    with pytest.raises(ValueError, match="Two revisions"):
+        zoo.load("hf://keras-pu/tiny_pu@main", revision="v2")
+    single = tmp_path / "model.keras"
+    single.write_bytes(b"PK")
+    with pytest.raises(ValueError, match="single-file Keras model"):
+        zoo.load(str(single))
+    with pytest.raises(ZooError, match="has no metadata.json.*zipped=False"):
+        (tmp_path / "half").mkdir()
+        (tmp_path / "half" / "config.json").write_text("{}")
+        zoo.load(str(tmp_path / "half"))
+
+
+def test_unsafe_local_folder_is_refused_before_keras_reads_it(local_presets, tmp_path):
+    folder = tmp_path / "evil"
+    shutil.copytree(local_presets.zoo_dir / "tiny_pu", folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["config"]["dtype"] = {"module": "os", "class_name": "system", "config": {"command": "echo hi"}}
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(zoo.UnsafeModelError, match="module 'os'"):
+        zoo.load(str(folder))
+
+
+# -- the safety allow-list ---------------------------------------------------
+
+
+def _functional_config():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(2, 3, padding="same", activation="relu")(inputs)
+    return keras.saving.serialize_keras_object(keras.Model(inputs, x))
+
+
+def test_allow_list_accepts_keras_and_keras_pu_models():
+    check_config_is_safe(_functional_config(), "test")
+    model = keras_pu.models.PUUNet(input_shape=(32, 32, 3), widths=4, depth=2)
+    check_config_is_safe(keras.saving.serialize_keras_object(model), "test")
+
+
+@pytest.mark.parametrize(
+    "node, match",
+    [
+        ({"class_name": "Lambda", "module": "keras.layers", "config": {}}, "Lambda object"),
+        ({"class_name": "TorchModuleWrapper", "module": "keras.layers", "config": {}}, "TorchModuleWrapper"),
+        ({"class_name": "__lambda__", "config": {"code": "..."}}, "__lambda__"),
+        ({"class_name": "Evil", "module": "evil.layers", "config": {}}, "module 'evil.layers'"),
+        ({"class_name": "X", "module": "keras.layers", "registered_name": "other>X", "config": {}}, "'other>X'"),
+        ({"class_name": "X", "config": {}}, "names no module"),
+    ],
+)
+def test_allow_list_rejects_objects_that_run_code(node, match):
+    config = _functional_config()
+    config["config"]["layers"][1]["config"]["kernel_initializer"] = node
+    with pytest.raises(zoo.UnsafeModelError, match=match):
+        check_config_is_safe(config, "preset 'x'")
+
+
+# -- cards, README, packaging ------------------------------------------------
+
+
+def test_model_card_has_hub_metadata_and_measured_metrics(zoo_presets):
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(zoo_presets.zoo_dir / "tiny_pu" / "README.md")
+    data = card.data
+    assert data.library_name == "keras"
+    assert data.license == "other"
+    assert {"keras-pu", "image-segmentation", "polyp", "pu-unet"} <= set(data.tags)
+    assert data.datasets == ["kvasir-seg"]
+    results = {r.metric_type: r.metric_value for r in data.eval_results}
+    assert results == {"dice": 0.83, "iou": 0.72, "hd95": 4.5}
+    assert all(r.dataset_split == "test" for r in data.eval_results)
+    text = card.text
+    assert "Research and education only" in text
+    assert "| Dice | 0.8300 |" in text
+    assert 'keras_pu.zoo.load("tiny_pu")' in text
+    # Regenerating from the registry gives the same file: nothing by hand.
+    registry = registry_lib.Registry(zoo_presets.registry, "registry.json")
+    assert cards.model_card(registry, "tiny_pu") == (zoo_presets.zoo_dir / "tiny_pu" / "README.md").read_text()
+
+
+def test_untrained_card_says_not_trained_and_names_the_stand_in(untrained_registry):
+    registry = registry_lib.load_registry(untrained_registry)
+    text = cards.model_card(registry, "pu_unet_isic")
+    assert "Not trained yet" in text
+    assert "stand-in for ISIC 2018 Task 1" in text
+    assert "0.942 on ISIC 2018 Task 1" in text
+
+
+def test_readme_presets_table_is_generated_from_the_registry():
+    registry = registry_lib.load_registry(registry_lib.BUILTIN_REGISTRY)
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert cards.replace_table(readme, cards.presets_table(registry)) == readme, (
+        "README presets table is stale: run `python zoo/add_preset.py` or "
+        "regenerate it with keras_pu.zoo.cards.update_readme"
+    )
+
+
+def test_preset_folder_is_exactly_the_hub_repository(zoo_presets):
+    folder = zoo_presets.zoo_dir / "tiny_pu"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(registry_lib.PRESET_FILES)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["registered_name"] == "keras_pu>PUUNet"
+    assert config["config"]["name"] == "tiny_pu"
+    assert json.loads((folder / "metadata.json").read_text())["keras_version"] == keras.__version__
+    inputs = zoo_presets.root / "inputs"
+    assert (folder / "recipe.json").read_bytes() == (inputs / "tiny_pu_recipe.json").read_bytes()
+    assert (folder / "metrics.json").read_bytes() == (inputs / "tiny_pu_metrics.json").read_bytes()
+    entry = zoo_presets.registry["presets"]["tiny_pu"]
+    from keras_pu.zoo.integrity import file_record
+
+    for name in registry_lib.PRESET_FILES:
+        assert entry["files"][name] == file_record(folder / name)
+    assert entry["metrics"]["values"] == {"dice": 0.83, "iou": 0.72, "hd95": 4.5}
+    assert entry["hub"]["revision"] is None  # new files are unpublished
+
+
+def test_add_preset_checks_architecture_and_metrics(zoo_presets, tmp_path):
+    registry = zoo_presets.registry_copy(tmp_path / "registry.json")
+    inputs = zoo_presets.root / "inputs"
+    # The ResUNet's model offered as tiny_pu (a PUUNet in the registry).
+    with pytest.raises(ZooError, match="class ResUNet instead of PUUNet.*--update-architecture"):
+        add_preset("tiny_pu", inputs / "tiny_res.keras", inputs / "tiny_res_metrics.json",
+                   inputs / "tiny_res_recipe.json", registry_path=registry,
+                   zoo_dir=tmp_path / "zoo", log=lambda *_: None)
+    bad_metrics = tmp_path / "metrics.json"
+    bad_metrics.write_text(json.dumps({"metrics": {"iou": 0.5}}))
+    with pytest.raises(ZooError, match="no 'dice' value"):
+        add_preset("tiny_res", inputs / "tiny_res.keras", bad_metrics,
+                   inputs / "tiny_res_recipe.json", registry_path=registry,
+                   zoo_dir=tmp_path / "zoo", log=lambda *_: None)
+    bad_metrics.write_text(json.dumps({"metrics": {"dice": 93.0}}))
+    with pytest.raises(ZooError, match="outside \\[0, 1\\]"):
+        add_preset("tiny_res", inputs / "tiny_res.keras", bad_metrics,
+                   inputs / "tiny_res_recipe.json", registry_path=registry,
+                   zoo_dir=tmp_path / "zoo", log=lambda *_: None)
+    assert not (tmp_path / "zoo" / "tiny_pu").exists()
+    # On purpose: record the trained architecture.
+    add_preset("tiny_pu", inputs / "tiny_res.keras", inputs / "tiny_res_metrics.json",
+               inputs / "tiny_res_recipe.json", registry_path=registry,
+               zoo_dir=tmp_path / "zoo", update_architecture=True, log=lambda *_: None)
+    updated = registry_lib.load_registry(registry).get("tiny_pu")
+    assert updated.class_name == "ResUNet" and updated.has_weights
+
+
+# -- phantoms ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", phantoms.KINDS)
+def test_phantoms_are_deterministic_images_with_known_masks(kind):
+    image, mask = phantoms.generate(kind, size=64, seed=3)
+    assert image.shape == (64, 64, 3) and image.dtype == np.uint8
+    assert mask.shape == (64, 64) and mask.dtype == bool
+    assert 0.02 < mask.mean() < 0.5
+    again, mask_again = phantoms.generate(kind, size=64, seed=3)
+    np.testing.assert_array_equal(image, again)
+    np.testing.assert_array_equal(mask, mask_again)
+    other, _ = phantoms.generate(kind, size=64, seed=4)
+    assert np.any(other != image)
+    # The lesion differs visibly from its surroundings.
+    grey = image.astype(float).mean(-1)
+    ring = (np.abs(np.gradient(mask.astype(float))[0]) + np.abs(np.gradient(mask.astype(float))[1])) > 0
+    inside, outside = grey[mask].mean(), grey[~mask & ~ring].mean()
+    if kind == "polyp":
+        assert inside > outside + 10  # a lit, raised polyp
+    else:
+        assert inside < outside - 20  # pigmented lesion / hypoechoic mass
+
+
+def test_phantom_arguments_are_checked():
+    with pytest.raises(ValueError, match="Unknown phantom 'tumor'"):
+        phantoms.generate("tumor")
+    with pytest.raises(ValueError, match="size must be an integer >= 32"):
+        phantoms.generate("polyp", size=16)
+    from keras_pu.cli.demo import PHANTOM_KINDS
+
+    assert PHANTOM_KINDS == phantoms.KINDS
