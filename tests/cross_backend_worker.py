@@ -1,12 +1,12 @@
-"""Subprocess worker for tests/test_cross_backend.py.
+"""Saves and checks models for tests/test_cross_backend.py.
 
-    python -m tests.cross_backend_worker save DIR   # under backend B: build
-        models with random weights, save DIR/B/<model>.keras and the logits
-        on a fixed input as DIR/B/<model>.npy
-    python -m tests.cross_backend_worker check DIR  # under backend B': load
-        every other backend's files and print the max abs logit difference
+    python -m tests.cross_backend_worker DIR [--check] [--save]
 
-KERAS_BACKEND is set by the caller, before Keras is imported.
+Under the backend in KERAS_BACKEND (set by the caller before Keras is
+imported): with --check, loads every other backend's saved models found in
+DIR and prints the max abs logit difference against the logits that backend
+recorded; with --save, builds the models with perturbed weights and saves
+DIR/<backend>/<model>.keras and the logits on a fixed input.
 """
 
 import json
@@ -57,12 +57,11 @@ def save(root):
         model = build()
         randomize(model, seed=i)
         model.save(out / f"{name}.keras")
-        logits = model.predict(fixed_input(), verbose=0)
-        print(f"{backend} {name}: max |logit| = {np.abs(logits).max():.3g}")
-        np.save(out / f"{name}.npy", logits)
+        np.save(out / f"{name}.npy", model.predict(fixed_input(), verbose=0))
 
 
 def check(root):
+    """Returns {"<source>-><this backend>:<model>": max abs difference}."""
     backend = keras.backend.backend()
     results = {}
     for source in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -75,9 +74,12 @@ def check(root):
             results[f"{source.name}->{backend}:{name}"] = float(
                 np.max(np.abs(logits - expected))
             )
-    print("RESULT " + json.dumps(results))
+    return results
 
 
 if __name__ == "__main__":
-    command, directory = sys.argv[1], pathlib.Path(sys.argv[2])
-    {"save": save, "check": check}[command](directory)
+    directory = pathlib.Path(sys.argv[1])
+    if "--check" in sys.argv:
+        print("RESULT " + json.dumps(check(directory)))
+    if "--save" in sys.argv:
+        save(directory)

@@ -2,10 +2,14 @@
 """The one test command: runs the test suite under TensorFlow, PyTorch and JAX,
 one pytest process per backend (Keras picks its backend at import time).
 
-    python tests/run_all_backends.py [--backends tensorflow,torch,jax] [pytest args]
+    python tests/run_all_backends.py [--backends tensorflow,torch,jax]
+        [--sequential] [pytest args]
 
-Exits non-zero if any backend's run fails (or collects no test), and ends with
-one summary line over all backends.
+The backends run concurrently by default (each session is mostly
+single-threaded work: tracing, compiling, starting processes), each writing
+to its own log, printed in full when it ends. Exits non-zero if any
+backend's run fails (or collects no test), and ends with one summary line
+over all backends.
 """
 
 import argparse
@@ -54,28 +58,65 @@ def main():
         default=",".join(ALL_BACKENDS),
         help="comma-separated backends (default: all three)",
     )
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="run the backends one after another, output streamed live",
+    )
     args, pytest_args = parser.parse_known_args()
     backends = [b for b in args.backends.split(",") if b]
     unknown = set(backends) - set(ALL_BACKENDS)
     if unknown:
         parser.error(f"unknown backend(s): {sorted(unknown)}")
 
-    results = {}
     report_dir = ROOT / ".pytest_cache" / "junit"
     report_dir.mkdir(parents=True, exist_ok=True)
+    runs = {}
     for backend in backends:
         junit = report_dir / f"{backend}.xml"
-        if junit.exists():
-            junit.unlink()
-        print(f"\n===== KERAS_BACKEND={backend} =====", flush=True)
-        start = time.time()
-        rc = subprocess.call(
-            [sys.executable, "-m", "pytest", f"--junitxml={junit}",
-             *pytest_args],
-            cwd=ROOT,
-            env=backend_env(backend),
+        log_path = report_dir / f"{backend}.log"
+        for path in (junit, log_path):
+            if path.exists():
+                path.unlink()
+        command = [sys.executable, "-m", "pytest", f"--junitxml={junit}",
+                   *pytest_args]
+        if args.sequential:
+            print(f"\n===== KERAS_BACKEND={backend} =====", flush=True)
+            start = time.time()
+            rc = subprocess.call(command, cwd=ROOT, env=backend_env(backend))
+            runs[backend] = (rc, junit, time.time() - start)
+            continue
+        log = open(log_path, "w")
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=backend_env(backend), stdout=log,
+            stderr=subprocess.STDOUT,
         )
-        results[backend] = (rc, counts(junit), time.time() - start)
+        runs[backend] = (process, log, junit, log_path, time.time())
+        print(f"started KERAS_BACKEND={backend} (log: {log_path})",
+              flush=True)
+
+    results = {}
+    if args.sequential:
+        for backend, (rc, junit, seconds) in runs.items():
+            results[backend] = (rc, counts(junit), seconds)
+    else:
+        pending = dict(runs)
+        while pending:
+            for backend, (process, log, junit, log_path, start) in list(
+                pending.items()
+            ):
+                rc = process.poll()
+                if rc is None:
+                    continue
+                log.close()
+                seconds = time.time() - start
+                print(f"\n===== KERAS_BACKEND={backend} (exit {rc}, "
+                      f"{seconds:.0f}s) =====", flush=True)
+                print(log_path.read_text(), flush=True)
+                results[backend] = (rc, counts(junit), seconds)
+                del pending[backend]
+            time.sleep(1)
+        results = {b: results[b] for b in backends}
 
     print("\n===== summary =====")
     passed = failed = skipped = 0

@@ -175,15 +175,18 @@ class SelfRegLoss:
         about once rather than once per student."""
         teacher = ops.stop_gradient(ops.cast(teacher, "float32"))
         levels = {(1, 1): teacher}
+        # Factors are static Python ints: this loop runs once, at tracing.
         for factors in sorted({tuple(p) for p in self.pool_sizes},
                               key=lambda f: f[0] * f[1]):
             if factors in levels:
                 continue
-            base = max(
-                (f for f in levels
-                 if factors[0] % f[0] == 0 and factors[1] % f[1] == 0),
-                key=lambda f: f[0] * f[1],
-            )
+            base = (1, 1)
+            for done in levels:  # the coarsest level that divides `factors`
+                divides = factors[0] % done[0] == 0 and (
+                    factors[1] % done[1] == 0
+                )
+                if divides and done[0] * done[1] > base[0] * base[1]:
+                    base = done
             levels[factors] = average_pool_by(
                 levels[base], (factors[0] // base[0], factors[1] // base[1])
             )
