@@ -54,7 +54,11 @@ def main():
     parser.add_argument(
         "--threads", type=int, default=1,
         help="compute threads per framework (default 1; 0 = framework "
-        "default). See benchmarks/README.md on shared machines.")
+        "default). See the README's benchmark section on shared machines.")
+    parser.add_argument(
+        "--baseline", metavar="CHECKOUT",
+        help="also time ResUNet from another keras-pu checkout (e.g. the "
+        "commit before a change), interleaved: before/after latency")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     backends = [b for b in args.backends.split(",") if b]
@@ -71,7 +75,19 @@ def main():
                 "setup", models=MODELS, batch=args.batch, size=args.size,
                 train=False,
             )
+        if args.baseline:
+            for backend in backends:
+                label = f"{backend}@base"
+                workers[label] = Worker(backend, args.threads or None,
+                                        args.baseline)
+                info[label] = workers[label].call(
+                    "setup", models={"res_unet": MODELS["res_unet"]},
+                    batch=args.batch, size=args.size, train=False,
+                    count_flops=False,
+                )
         jobs = [(b, m, "infer") for b in backends for m in MODELS]
+        if args.baseline:
+            jobs += [(f"{b}@base", "res_unet", "infer") for b in backends]
         print(f"Timing {len(jobs)} contenders x {args.repeats} rounds, "
               "interleaved...", flush=True)
         load_before = load_average()
@@ -104,12 +120,26 @@ def main():
                               "iqr_rel": spread(ratios)},
         })
     print_table(rows, args)
+    baseline = {}
+    if args.baseline:
+        print(f"\nResUNet latency, this checkout vs {args.baseline} "
+              "(median of per-round ratios new/base; < 1 is faster):")
+        for backend in backends:
+            new = times[(backend, "res_unet", "infer")]
+            base = times[(f"{backend}@base", "res_unet", "infer")]
+            ratios = [n / b for n, b in zip(new, base)]
+            baseline[backend] = {"median_s": median(base), "all": base,
+                                 "new_over_base": median(ratios),
+                                 "iqr_rel": spread(ratios)}
+            print(f"  {backend}: {median(base) * 1e3:.1f} ms -> "
+                  f"{median(new) * 1e3:.1f} ms, ratio {median(ratios):.3f} "
+                  f"(+-{spread(ratios) / 2:.3f})")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": machine_description(),
                        "args": vars(args),
                        "load_average": [load_before, load_after],
-                       "rows": rows}, f, indent=1)
+                       "rows": rows, "baseline": baseline}, f, indent=1)
         print(f"Wrote {args.json}")
 
 

@@ -297,9 +297,17 @@ def plot(results, path):
     import matplotlib.pyplot as plt
 
     rows = results["rows"]
-    labels = [r["contender"] if r["contender"] == "monai"
-              else f"{r['contender']}\n{r['model'].replace('_unet', '')}"
-              for r in rows]
+    short = {"tensorflow": "tf"}
+
+    def label(row):
+        if row["contender"] == "monai":
+            return "MONAI"
+        backend, _, suffix = row["contender"].partition("@")
+        backend = "+".join(short.get(p, p) for p in backend.split("+"))
+        model = row["model"].replace("_unet", "")
+        return f"{backend}\n{model}" + (f"\n@{suffix}" if suffix else "")
+
+    labels = [label(r) for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), dpi=100)
     for ax, mode, title in zip(axes, ("train", "infer"),
                                ("training", "inference")):
@@ -314,7 +322,8 @@ def plot(results, path):
                capsize=3)
         for i, r in enumerate(rows):
             if r["contender"] != "monai":
-                ax.text(i, values[i] + errors[i], f"{r[mode]['vs_monai']:.2f}x",
+                ax.text(i, values[i] + errors[i],
+                        f"{r[mode]['vs_monai']:.2f}x",
                         ha="center", va="bottom", fontsize=6)
         ax.axhline(values[0], color="#555555", lw=0.8, ls="--")
         ax.set_xticks(range(len(rows)))

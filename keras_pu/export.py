@@ -5,10 +5,9 @@ route on each backend; this module checks the route before starting, so that
 an unsupported combination or a missing converter is a clear error instead
 of a traceback from deep inside a converter:
 
-| format        | tensorflow            | jax                      | torch          |
-|---------------|-----------------------|--------------------------|----------------|
-| `onnx`        | tf2onnx (onnx)        | jax2onnx (onnx)          | torch.onnx (onnx, onnxscript) |
-| `saved_model` | native                | jax2tf (tensorflow)      | not supported  |
+    format        tensorflow       jax                  torch
+    onnx          tf2onnx (onnx)   jax2onnx (onnx)      torch.onnx (onnxscript)
+    saved_model   native           jax2tf (tensorflow)  not supported
 
 A SavedModel is TensorFlow's own format: Keras writes it natively under
 TensorFlow, and under JAX by converting the JAX function with jax2tf (so
@@ -133,7 +132,8 @@ def _sample_shape(model, batch_size=1):
     depth = getattr(model, "depth", 4)
     size = max(64, 2**depth)
     shape[0] = batch_size
-    channel_axis = 1 if getattr(model, "data_format", "") == "channels_first" else -1
+    channels_first = getattr(model, "data_format", "") == "channels_first"
+    channel_axis = 1 if channels_first else -1
     for i in range(1, len(shape)):
         if shape[i] is None:
             if i == channel_axis % len(shape):

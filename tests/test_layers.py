@@ -222,7 +222,9 @@ def _unfolded_block_output(block, x):
     return ops.relu(h + s)
 
 
-@pytest.mark.parametrize("block_cls", [ResidualBlock, ProductUnitResidualBlock])
+@pytest.mark.parametrize(
+    "block_cls", [ResidualBlock, ProductUnitResidualBlock]
+)
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 def test_inference_folds_batchnorm_without_changing_the_output(
     block_cls, data_format

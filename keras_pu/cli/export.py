@@ -1,6 +1,6 @@
 """`keras-pu export`: write a model as ONNX or a TensorFlow SavedModel.
 
-    keras-pu --backend tensorflow export model.keras --format onnx -o model.onnx
+    keras-pu --backend tensorflow export m.keras --format onnx -o m.onnx
     keras-pu --backend jax export presets/pu_unet_isic --format saved_model \\
         -o pu_unet_savedmodel --check
 

@@ -176,9 +176,10 @@ class ResidualBlock(keras.layers.Layer):
     def _can_fold(self, conv, bn):
         # Folding in a lower precision would round the folded kernel: under
         # mixed precision the layers run as they are.
+        compute_dtype = keras.backend.standardize_dtype(self.compute_dtype)
         return (
             isinstance(conv, keras.layers.Conv2D)
-            and keras.backend.standardize_dtype(self.compute_dtype) == "float32"
+            and compute_dtype == "float32"
             and bn.scale
             and bn.center
             and getattr(conv, "quantization_mode", None) is None
