@@ -3,7 +3,8 @@
 under TensorFlow, PyTorch and JAX, as PU/Res ratios.
 
     python benchmarks/bench_models.py                 # 256x256, batch 1
-    python benchmarks/bench_models.py --repeats 60 --json benchmarks/results/models.json
+    python benchmarks/bench_models.py --repeats 80 \\
+        --json benchmarks/results/models.json
 
 One worker process per backend (Keras picks its backend at import); the
 parent interleaves single timed forward passes of both models on all three

@@ -3,9 +3,10 @@
 UNet in pure PyTorch at matched FLOPs: training and inference throughput,
 peak memory, and ratios to the MONAI peer.
 
-    python benchmarks/bench_vs_monai.py                       # 256x256, batch 8
-    python benchmarks/bench_vs_monai.py --repeats 10 \\
-        --json benchmarks/results/vs_monai.json --plot benchmarks/results/vs_monai.png
+    python benchmarks/bench_vs_monai.py               # 256x256, batch 8
+    python benchmarks/bench_vs_monai.py --batch 4 --repeats 5 \\
+        --json benchmarks/results/vs_monai.json \\
+        --plot benchmarks/results/vs_monai.png
 
 Contenders: one worker process per Keras backend, holding both keras-pu
 models, plus one pure-PyTorch process holding MONAI's UNet. The parent
