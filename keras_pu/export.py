@@ -92,7 +92,8 @@ def check_export_supported(format, backend=None):
 def load_model_for_export(source):
     """Loads the model to export from `source`: a `.keras` file, a Keras
     model directory (config.json + model.weights.h5, the layout of a preset
-    folder), or a preset name when `keras_pu.zoo` is available."""
+    folder), or a preset name / `hf://` handle when `keras_pu.zoo` is
+    available."""
     import keras
 
     import keras_pu  # noqa: F401  (registers the keras_pu classes)
@@ -117,8 +118,11 @@ def load_model_for_export(source):
         from keras_pu import zoo
     except ImportError:
         zoo = None
-    if zoo is not None and os.sep not in str(source) and "." not in path.name:
-        return zoo.load(str(source))
+    is_handle = str(source).startswith("hf://") or (
+        os.sep not in str(source) and "." not in path.name
+    )
+    if zoo is not None and is_handle:
+        return zoo.load(str(source))  # a preset name or an hf:// handle
     raise ValueError(
         f"Cannot export {str(source)!r}: no such file or directory. Give a "
         ".keras file, a model directory (with config.json) or a preset name."
