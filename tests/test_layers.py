@@ -207,3 +207,41 @@ def test_layers_are_registered_in_the_keras_pu_package():
         name = keras.saving.get_registered_name(cls)
         assert name == f"keras_pu>{cls.__name__}"
     assert keras_pu.layers.ProductUnit2D is ProductUnit2D
+
+
+def _unfolded_block_output(block, x):
+    """The block's inference output computed layer by layer, with no
+    batch-norm folding: the reference for the folded fast path."""
+    ops = keras.ops
+    h = ops.relu(block.bn1(block.conv1(x), training=False))
+    h = block.bn2(block.conv2(h), training=False)
+    if block.shortcut_conv is not None:
+        s = block.shortcut_bn(block.shortcut_conv(x), training=False)
+    else:
+        s = x
+    return ops.relu(h + s)
+
+
+@pytest.mark.parametrize(
+    "block_cls", [ResidualBlock, ProductUnitResidualBlock]
+)
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_inference_folds_batchnorm_without_changing_the_output(
+    block_cls, data_format
+):
+    rng = np.random.default_rng(6)
+    shape = (2, 8, 8, 4) if data_format == "channels_last" else (2, 4, 8, 8)
+    x = rng.normal(size=shape).astype("float32")
+    block = block_cls(6, strides=2, data_format=data_format)
+    block(x)
+    # Batch-norm statistics and affine weights far from their initial values.
+    for bn in (block.bn1, block.bn2, block.shortcut_bn):
+        bn.gamma.assign(rng.uniform(0.5, 2.0, 6).astype("float32"))
+        bn.beta.assign(rng.normal(size=6).astype("float32"))
+        bn.moving_mean.assign(rng.normal(size=6).astype("float32"))
+        bn.moving_variance.assign(rng.uniform(0.2, 3.0, 6).astype("float32"))
+    expected = to_numpy(_unfolded_block_output(block, x))
+    got = to_numpy(block(x, training=False))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    # Training uses batch statistics: not folded, so it differs.
+    assert not np.allclose(to_numpy(block(x, training=True)), expected)

@@ -86,10 +86,50 @@ def test_feature_layers_name_the_block_outputs():
     ]
     assert roles["decoder"] == ["decoder_stage_1"]
     assert roles["teacher"] == "decoder_stage_0"
+    # Features are in the layout the model computes in.
+    def in_layout(h, w, c):
+        if model.compute_data_format == "channels_last":
+            return (None, h, w, c)
+        return (None, c, h, w)
+
     teacher = model.get_layer(roles["teacher"])
-    assert tuple(teacher.output.shape) == (None, 32, 32, 4)
+    assert tuple(teacher.output.shape) == in_layout(32, 32, 4)
     bottleneck = model.get_layer("encoder_stage_2")
-    assert tuple(bottleneck.output.shape) == (None, 8, 8, 16)
+    assert tuple(bottleneck.output.shape) == in_layout(8, 8, 16)
+
+
+def test_compute_layout_defaults_to_the_backends_fastest(backend):
+    model = PUUNet(**TINY)
+    expected = "channels_first" if backend == "torch" else "channels_last"
+    assert model.compute_data_format == expected
+    assert model.data_format == "channels_last"  # images and logits
+    assert model.get_config()["compute_data_format"] is None
+
+
+@pytest.mark.parametrize("model_cls", [ResUNet, PUUNet])
+def test_compute_layout_changes_nothing_but_speed(model_cls, tmp_path):
+    images, _ = disk_batch(n=2)
+    last = model_cls(**TINY, compute_data_format="channels_last")
+    first = model_cls(**TINY, compute_data_format="channels_first")
+    assert first.compute_data_format == "channels_first"
+    # Same weights, in the same order, for either layout.
+    first.set_weights(last.get_weights())
+    expected = last.predict(images, verbose=0)
+    np.testing.assert_allclose(
+        first.predict(images, verbose=0), expected, atol=1e-4
+    )
+    # A file saved with one layout loads into the other.
+    last.save(tmp_path / "last.keras")
+    reloaded = model_cls(**TINY, compute_data_format="channels_first")
+    reloaded.load_weights(tmp_path / "last.keras")
+    np.testing.assert_allclose(
+        reloaded.predict(images, verbose=0), expected, atol=1e-4
+    )
+
+
+def test_bad_compute_layout_is_rejected():
+    with pytest.raises(ValueError, match="compute_data_format"):
+        PUUNet(**TINY, compute_data_format="nchw")
 
 
 def test_mixed_precision_gives_float32_logits():

@@ -37,3 +37,33 @@ def standardize_data_format(data_format):
             f"Received: data_format={data_format!r}"
         )
     return data_format
+
+
+def standardize_compute_data_format(compute_data_format, data_format):
+    """The layout a model computes in, whatever layout its inputs come in.
+
+    `None` picks the fastest layout for the running backend:
+    `"channels_first"` under PyTorch, `data_format` otherwise. PyTorch's
+    convolutions take channels-first tensors: for every channels-last
+    convolution, Keras's torch backend transposes the activation and copies
+    it twice (to a contiguous channels-first tensor, then back to torch's
+    channels_last memory format), which cost more than the convolutions
+    themselves in our profile (benchmarks/README). Computing channels-first,
+    after one transpose of the input (a view: no copy), every tensor keeps
+    torch's channels_last memory format and no copy is made. TensorFlow's
+    CPU convolutions and XLA prefer channels-last, so those backends keep
+    `data_format`.
+    """
+    import keras
+
+    if compute_data_format is None:
+        if keras.backend.backend() == "torch":
+            return "channels_first"
+        return data_format
+    compute_data_format = str(compute_data_format).lower()
+    if compute_data_format not in DATA_FORMATS:
+        raise ValueError(
+            f"`compute_data_format` must be None or one of {DATA_FORMATS}. "
+            f"Received: compute_data_format={compute_data_format!r}"
+        )
+    return compute_data_format

@@ -136,17 +136,55 @@ class ResidualBlock(keras.layers.Layer):
         )
 
     def call(self, inputs, training=None):
-        h = self.conv1(inputs)
-        h = self.bn1(h, training=training)
+        h = self._conv_bn(self.conv1, self.bn1, inputs, training)
         h = keras.ops.relu(h)
-        h = self.conv2(h)
-        h = self.bn2(h, training=training)
+        # conv2 is a product unit in ProductUnitResidualBlock: not folded.
+        h = self._conv_bn(self.conv2, self.bn2, h, training)
         if self.shortcut_conv is not None:
-            shortcut = self.shortcut_conv(inputs)
-            shortcut = self.shortcut_bn(shortcut, training=training)
+            shortcut = self._conv_bn(
+                self.shortcut_conv, self.shortcut_bn, inputs, training
+            )
         else:
             shortcut = inputs
         return keras.ops.relu(h + shortcut)
+
+    def _conv_bn(self, conv, bn, inputs, training):
+        """`bn(conv(inputs))`. When the batch norm uses its moving
+        statistics (inference, or a frozen batch norm) and the block computes
+        in float32, it is folded into the convolution: one convolution with
+        kernel `W * s` plus a bias `beta - mean * s`, `s = gamma /
+        sqrt(var + eps)`. Same function, same weights; it saves the batch
+        norm's passes over the activation (three elementwise kernels under
+        PyTorch eager, two under TensorFlow without XLA)."""
+        if (training and bn.trainable) or not self._can_fold(conv, bn):
+            return bn(conv(inputs), training=training)
+        ops = keras.ops
+        scale = bn.gamma * ops.rsqrt(bn.moving_variance + bn.epsilon)
+        shift = bn.beta - bn.moving_mean * scale
+        outputs = ops.conv(
+            inputs,
+            conv.kernel * scale,  # scales each output channel
+            strides=conv.strides,
+            padding=conv.padding,
+            data_format=conv.data_format,
+            dilation_rate=conv.dilation_rate,
+        )
+        if self.data_format == "channels_first":
+            shift = ops.reshape(shift, (1, -1, 1, 1))
+        return outputs + shift
+
+    def _can_fold(self, conv, bn):
+        # Folding in a lower precision would round the folded kernel: under
+        # mixed precision the layers run as they are.
+        compute_dtype = keras.backend.standardize_dtype(self.compute_dtype)
+        return (
+            isinstance(conv, keras.layers.Conv2D)
+            and compute_dtype == "float32"
+            and bn.scale
+            and bn.center
+            and getattr(conv, "quantization_mode", None) is None
+            and not conv.use_bias
+        )
 
     def compute_output_shape(self, input_shape):
         shape = list(input_shape)

@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_pu.layers._utils import standardize_compute_data_format
 from keras_pu.layers._utils import standardize_data_format
 from keras_pu.layers.product_unit import validate_stabilization
 from keras_pu.layers.residual_block import ProductUnitResidualBlock
@@ -105,8 +106,19 @@ class ResidualUNet(SegmentationModel):
         upsampling: `"transpose"` (2x2 transposed convolution),
             `"bilinear"` or `"nearest"` (resize, then 1x1 convolution).
             Defaults to `"transpose"`.
-        data_format: `"channels_last"` or `"channels_first"`. Defaults to
+        data_format: `"channels_last"` or `"channels_first"`: the layout of
+            the input images and of the logits. Defaults to
             `keras.config.image_data_format()`.
+        compute_data_format: the layout the layers compute in, `None`,
+            `"channels_last"` or `"channels_first"`. When it differs from
+            `data_format`, the input is transposed once on entry and the
+            logits once on exit (weights are the same in both layouts, so
+            saved models load either way). Defaults to `None`: the fastest
+            layout for the backend, `"channels_first"` under PyTorch (it
+            avoids two copies of every activation per convolution, ~1.8x
+            faster on CPU) and `data_format` under TensorFlow and JAX. The
+            intermediate features (`feature_layers`) are in this layout; the
+            resolved value is the `compute_data_format` attribute.
         batchnorm_momentum: momentum of every batch normalisation. Defaults
             to `0.99`.
         pu_epsilon, pu_clip_value, pu_clip_mode, pu_stabilized: settings of
@@ -140,6 +152,7 @@ class ResidualUNet(SegmentationModel):
         blocks_per_stage=1,
         upsampling="transpose",
         data_format=None,
+        compute_data_format=None,
         batchnorm_momentum=0.99,
         pu_epsilon=1e-3,
         pu_clip_value=6.0,
@@ -152,8 +165,13 @@ class ResidualUNet(SegmentationModel):
         cls_name = type(self).__name__
         widths, depth = resolve_widths(widths, depth)
         data_format = standardize_data_format(data_format)
-        channel_axis = -1 if data_format == "channels_last" else 1
         input_shape = _check_input_shape(input_shape, depth, data_format)
+        # `data_format` is the layout of the images and logits; the layers
+        # compute in `layout` (see standardize_compute_data_format).
+        layout = standardize_compute_data_format(
+            compute_data_format, data_format
+        )
+        channel_axis = -1 if layout == "channels_last" else 1
         if not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(
                 f"{cls_name}: `num_classes` must be an integer >= 1 (1 for "
@@ -173,7 +191,7 @@ class ResidualUNet(SegmentationModel):
         validate_stabilization(pu_epsilon, pu_clip_value, pu_clip_mode)
 
         block_args = dict(
-            data_format=data_format,
+            data_format=layout,
             batchnorm_momentum=batchnorm_momentum,
             dtype=dtype,
         )
@@ -206,16 +224,24 @@ class ResidualUNet(SegmentationModel):
 
         # --- encoder ---
         image = keras.Input(shape=input_shape, name="image")
+        x = image
+        if layout != data_format:
+            # A transpose is a view under PyTorch: no data is copied.
+            x = keras.layers.Permute(
+                (3, 1, 2) if layout == "channels_first" else (2, 3, 1),
+                dtype=dtype,
+                name="to_compute_layout",
+            )(x)
         x = keras.layers.Conv2D(
             widths[0],
             3,
             padding="same",
             use_bias=False,
             kernel_initializer="he_normal",
-            data_format=data_format,
+            data_format=layout,
             dtype=dtype,
             name="stem_conv",
-        )(image)
+        )(x)
         x = keras.layers.BatchNormalization(
             axis=channel_axis,
             momentum=batchnorm_momentum,
@@ -242,7 +268,7 @@ class ResidualUNet(SegmentationModel):
                     widths[level],
                     2,
                     strides=2,
-                    data_format=data_format,
+                    data_format=layout,
                     dtype=dtype,
                     name=f"{stage}_upsample",
                 )(x)
@@ -250,14 +276,14 @@ class ResidualUNet(SegmentationModel):
                 x = keras.layers.UpSampling2D(
                     2,
                     interpolation=upsampling,
-                    data_format=data_format,
+                    data_format=layout,
                     dtype=dtype,
                     name=f"{stage}_upsample",
                 )(x)
                 x = keras.layers.Conv2D(
                     widths[level],
                     1,
-                    data_format=data_format,
+                    data_format=layout,
                     dtype=dtype,
                     name=f"{stage}_upsample_proj",
                 )(x)
@@ -270,10 +296,16 @@ class ResidualUNet(SegmentationModel):
         logits = keras.layers.Conv2D(
             num_classes,
             1,
-            data_format=data_format,
+            data_format=layout,
             dtype="float32",
             name="logits",
         )(x)
+        if layout != data_format:
+            logits = keras.layers.Permute(
+                (2, 3, 1) if layout == "channels_first" else (3, 1, 2),
+                dtype="float32",
+                name="to_data_format",
+            )(logits)
 
         super().__init__(inputs=image, outputs=logits, name=name, **kwargs)
 
@@ -285,6 +317,8 @@ class ResidualUNet(SegmentationModel):
         self.blocks_per_stage = blocks_per_stage
         self.upsampling = upsampling
         self.data_format = data_format
+        self.compute_data_format = layout
+        self.compute_data_format_arg = compute_data_format
         self.batchnorm_momentum = batchnorm_momentum
         self.pu_epsilon = pu_epsilon
         self.pu_clip_value = pu_clip_value
@@ -367,6 +401,10 @@ class ResidualUNet(SegmentationModel):
             "blocks_per_stage": self.blocks_per_stage,
             "upsampling": self.upsampling,
             "data_format": self.data_format,
+            # The argument, not the resolved layout: a model saved under one
+            # backend computes in the fastest layout of the backend that
+            # loads it.
+            "compute_data_format": self.compute_data_format_arg,
             "batchnorm_momentum": self.batchnorm_momentum,
             "pu_epsilon": self.pu_epsilon,
             "pu_clip_value": self.pu_clip_value,
@@ -394,7 +432,8 @@ class ResUNet(ResidualUNet):
 
     Args:
         input_shape, num_classes, widths, depth, blocks_per_stage,
-        upsampling, data_format, batchnorm_momentum, dtype, name: see
+        upsampling, data_format, compute_data_format, batchnorm_momentum,
+        dtype, name: see
             `ResidualUNet`.
 
     Example:
@@ -417,6 +456,7 @@ class ResUNet(ResidualUNet):
         blocks_per_stage=1,
         upsampling="transpose",
         data_format=None,
+        compute_data_format=None,
         batchnorm_momentum=0.99,
         dtype=None,
         name="res_unet",
@@ -431,6 +471,7 @@ class ResUNet(ResidualUNet):
             blocks_per_stage=blocks_per_stage,
             upsampling=upsampling,
             data_format=data_format,
+            compute_data_format=compute_data_format,
             batchnorm_momentum=batchnorm_momentum,
             dtype=dtype,
             name=name,
@@ -464,8 +505,9 @@ class PUUNet(ResidualUNet):
         pu_stages: levels with product-unit blocks. Defaults to `None`,
             meaning `(depth - 1, depth)`.
         input_shape, num_classes, widths, depth, blocks_per_stage,
-        upsampling, data_format, batchnorm_momentum, pu_epsilon,
-        pu_clip_value, pu_clip_mode, pu_stabilized, dtype, name: see
+        upsampling, data_format, compute_data_format, batchnorm_momentum,
+        pu_epsilon, pu_clip_value, pu_clip_mode, pu_stabilized, dtype,
+        name: see
             `ResidualUNet`.
 
     Example:
@@ -489,6 +531,7 @@ class PUUNet(ResidualUNet):
         blocks_per_stage=1,
         upsampling="transpose",
         data_format=None,
+        compute_data_format=None,
         batchnorm_momentum=0.99,
         pu_epsilon=1e-3,
         pu_clip_value=6.0,
@@ -510,6 +553,7 @@ class PUUNet(ResidualUNet):
             blocks_per_stage=blocks_per_stage,
             upsampling=upsampling,
             data_format=data_format,
+            compute_data_format=compute_data_format,
             batchnorm_momentum=batchnorm_momentum,
             pu_epsilon=pu_epsilon,
             pu_clip_value=pu_clip_value,
