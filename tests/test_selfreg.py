@@ -345,3 +345,27 @@ def test_clear_errors():
 def test_public_api():
     assert keras_pu.selfreg.scr_loss is scr_loss
     assert keras_pu.callbacks.SelfRegDistillation is SelfRegDistillation
+
+
+def test_selfreg_is_the_same_in_either_compute_layout():
+    # keras-pu U-Nets compute channels-first under PyTorch for speed; SelfReg
+    # must read the features in the model's compute layout.
+    if keras.backend.backend() == "tensorflow":
+        pytest.skip("TensorFlow's CPU convolutions are channels-last only")
+    images, masks = disk_batch(n=4)
+    logs = {}
+    for layout in ("channels_last", "channels_first"):
+        keras.utils.set_random_seed(0)
+        model = PUUNet(**TINY, compute_data_format=layout)
+        model.compile(optimizer=keras.optimizers.SGD(0.0),
+                      loss=keras.losses.BinaryCrossentropy(from_logits=True))
+        if logs:
+            model.set_weights(weights)
+        weights = model.get_weights()
+        history = model.fit(images, masks, epochs=1, batch_size=4, verbose=0,
+                            callbacks=[SelfRegDistillation(seed=3)])
+        logs[layout] = {k: v[0] for k, v in history.history.items()}
+    for key in ("loss", "scr_loss", "ifd_loss"):
+        np.testing.assert_allclose(
+            logs["channels_first"][key], logs["channels_last"][key], rtol=1e-4
+        )

@@ -157,9 +157,7 @@ class SelfRegDistillation(keras.callbacks.Callback):
             lambda_scr=self.lambda_scr,
             lambda_ifd=self.lambda_ifd,
             seed=self.seed,
-            data_format=getattr(
-                model, "data_format", keras.config.image_data_format()
-            ),
+            data_format=_feature_layout(model),
         )
         model.attach_feature_loss(self.selfreg_loss)
 
@@ -172,3 +170,15 @@ class SelfRegDistillation(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.model.feature_loss is self.selfreg_loss:
             self.model.detach_feature_loss()
+
+
+def _feature_layout(model):
+    """The layout of the model's intermediate features: keras-pu U-Nets may
+    compute in another layout than their input's (`compute_data_format`,
+    channels-first under PyTorch for speed); other models use their
+    `data_format` or Keras's image data format."""
+    for attribute in ("compute_data_format", "data_format"):
+        layout = getattr(model, attribute, None)
+        if layout in ("channels_last", "channels_first"):
+            return layout
+    return keras.config.image_data_format()
