@@ -1,0 +1,24 @@
+"""Data: image I/O, dataset layouts, committed splits, augmentation and the
+input pipeline."""
+
+from keras_pu.data.datasets import LAYOUTS
+from keras_pu.data.datasets import DatasetError
+from keras_pu.data.datasets import Sample
+from keras_pu.data.datasets import SegmentationDataset
+from keras_pu.data.datasets import detect_layout
+from keras_pu.data.datasets import load_dataset
+from keras_pu.data.io import ImageReadError
+from keras_pu.data.io import image_size
+from keras_pu.data.io import read_image
+from keras_pu.data.io import read_mask
+from keras_pu.data.augment import SegmentationAugmentation
+from keras_pu.data.pipeline import LabelledBatch
+from keras_pu.data.pipeline import SegmentationSequence
+from keras_pu.data.pipeline import labelled_batches
+from keras_pu.data.pipeline import load_pair
+from keras_pu.data.pipeline import preprocess_image
+from keras_pu.data.splits import SPLIT_DATASETS
+from keras_pu.data.splits import SPLITS
+from keras_pu.data.splits import apply_split
+from keras_pu.data.splits import load_split
+from keras_pu.data.splits import read_split_file

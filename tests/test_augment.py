@@ -1,0 +1,200 @@
+"""SegmentationAugmentation: image and mask stay aligned under every
+augmentation, on the backend this session runs (the suite runs per backend).
+Keras 3.15.1's own mask path misaligns RandomRotation on torch (traps.md),
+which these tests would catch."""
+
+import importlib.util
+
+import keras
+import numpy as np
+import pytest
+
+from keras_pu.data import SegmentationAugmentation
+from keras_pu.data.augment import resolve_compute_backend
+
+# The layers run on the session's backend, and on TensorFlow (what
+# backend="auto" picks when it is installed) if that is another one.
+COMPUTE = [keras.backend.backend()]
+if COMPUTE[0] != "tensorflow" and importlib.util.find_spec("tensorflow"):
+    COMPUTE.append("tensorflow")
+
+OFF = dict(horizontal_flip=False, vertical_flip=False, rotation=0, zoom=0,
+           translation=0, brightness=0, contrast=0)
+# Each geometric augmentation alone, at a large magnitude, and all together.
+GEOMETRIC = {
+    "horizontal_flip": dict(horizontal_flip=True),
+    "vertical_flip": dict(vertical_flip=True),
+    "rotation": dict(rotation=60),
+    "zoom": dict(zoom=0.4),
+    "translation": dict(translation=0.25),
+    "defaults": {},
+}
+SIZE = 64
+
+
+def shapes(n=4, size=SIZE):
+    """An asymmetric L-shaped object per image (so flips and rotations show);
+    image = object at 0.9 on 0.1 background, mask = the object."""
+    masks = np.zeros((n, size, size), np.float32)
+    for i in range(n):
+        top, left = 10 + 2 * i, 12 + i
+        masks[i, top:top + 28, left:left + 9] = 1
+        masks[i, top + 19:top + 28, left:left + 30] = 1
+    images = np.repeat((0.1 + 0.8 * masks)[..., None], 3, axis=-1)
+    images[..., 1] *= 0.9
+    return images.astype(np.float32), masks
+
+
+def iou(a, b):
+    a, b = a > 0.5, b > 0.5
+    union = (a | b).sum()
+    return 1.0 if union == 0 else (a & b).sum() / union
+
+
+@pytest.mark.parametrize("compute", COMPUTE)
+@pytest.mark.parametrize("name", list(GEOMETRIC))
+def test_geometric_augmentations_keep_image_and_mask_aligned(name, compute):
+    config = dict(OFF, **GEOMETRIC[name]) if name != "defaults" else {}
+    augment = SegmentationAugmentation(**config, backend=compute)
+    assert augment.compute_backend == compute
+    images, masks = shapes()
+    moved = []
+    for seed in range(3):
+        out_images, out_masks = augment(images, masks, seed=seed)
+        assert out_images.shape == images.shape and out_masks.shape == masks.shape
+        assert out_images.dtype == np.float32 and out_masks.dtype == np.float32
+        assert set(np.unique(out_masks)) <= {0.0, 1.0}
+        assert out_images.min() >= 0 and out_images.max() <= 1
+        for i in range(len(images)):
+            # The object as the image shows it must be where the mask says.
+            from_image = out_images[i, ..., 0] > 0.5
+            if name == "defaults":   # brightness/contrast move the levels
+                level = out_images[i, ..., 0]
+                from_image = level > 0.5 * (
+                    np.median(level[out_masks[i] > 0])
+                    + np.median(level[out_masks[i] == 0])
+                )
+            assert out_masks[i].sum() > 20, (name, seed, i)
+            assert iou(from_image, out_masks[i]) > 0.95, (name, seed, i)
+            moved.append(iou(out_masks[i], masks[i]))
+    # The augmentation really moved things (the test can fail).
+    assert min(moved) < 0.8, (name, moved)
+
+
+@pytest.mark.parametrize("compute", COMPUTE)
+@pytest.mark.parametrize("axis", ["horizontal_flip", "vertical_flip"])
+def test_flips_are_exact(axis, compute):
+    augment = SegmentationAugmentation(**dict(OFF, **{axis: True}), backend=compute)
+    images, masks = shapes(n=8)
+    out_images, out_masks = augment(images, masks, seed=1)
+    flip_axis = 2 if axis == "horizontal_flip" else 1
+    flipped = 0
+    for i in range(8):
+        if np.array_equal(out_masks[i], masks[i]):
+            np.testing.assert_allclose(out_images[i], images[i], atol=1e-6)
+        else:
+            np.testing.assert_array_equal(out_masks[i], np.flip(masks[i], flip_axis - 1))
+            np.testing.assert_allclose(
+                out_images[i], np.flip(images[i], flip_axis - 1), atol=1e-6
+            )
+            flipped += 1
+    assert 0 < flipped < 8
+
+
+@pytest.mark.parametrize("compute", COMPUTE)
+def test_rotation_matches_the_analytic_rotation(compute):
+    # A fixed +90 degree rotation is counter-clockwise: np.rot90(k=1).
+    augment = SegmentationAugmentation(**dict(OFF, rotation=(90, 90)), backend=compute)
+    images, masks = shapes()
+    out_images, out_masks = augment(images, masks, seed=0)
+    for i in range(len(masks)):
+        expected = np.rot90(masks[i], k=1)
+        assert iou(out_masks[i], expected) > 0.95
+        assert iou(out_images[i, ..., 0] > 0.5, expected) > 0.95
+
+
+@pytest.mark.parametrize("compute", COMPUTE)
+def test_zoom_matches_the_analytic_scaling(compute):
+    # zoom=(-0.5, -0.5) zooms in 2x about the centre: pixel (y, x) of the
+    # output shows input pixel (c + (y - c) / 2, c + (x - c) / 2).
+    augment = SegmentationAugmentation(**dict(OFF, zoom=(-0.5, -0.5)), backend=compute)
+    images, masks = shapes()
+    _, out_masks = augment(images, masks, seed=0)
+    c = (SIZE - 1) / 2
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    sy = np.clip(np.rint(c + (yy - c) / 2).astype(int), 0, SIZE - 1)
+    sx = np.clip(np.rint(c + (xx - c) / 2).astype(int), 0, SIZE - 1)
+    for i in range(len(masks)):
+        assert iou(out_masks[i], masks[i][sy, sx]) > 0.9
+
+
+@pytest.mark.parametrize("compute", COMPUTE)
+@pytest.mark.parametrize("name", ["brightness", "contrast"])
+def test_photometric_augmentations_leave_masks_alone(name, compute):
+    augment = SegmentationAugmentation(**dict(OFF, **{name: 0.5}), backend=compute)
+    images, masks = shapes()
+    out_images, out_masks = augment(images, masks, seed=3)
+    np.testing.assert_array_equal(out_masks, masks)
+    assert np.abs(out_images - images).max() > 0.05
+    assert out_images.min() >= 0 and out_images.max() <= 1
+
+
+def test_deterministic_given_a_seed():
+    images, masks = shapes()
+    a = SegmentationAugmentation(seed=7)
+    b = SegmentationAugmentation(seed=7)
+    first_a, first_b = a(images, masks), b(images, masks)
+    np.testing.assert_array_equal(first_a[0], first_b[0])
+    second = a(images, masks)
+    assert not np.array_equal(first_a[0], second[0])   # the n-th call differs
+    explicit = SegmentationAugmentation()
+    np.testing.assert_array_equal(
+        explicit(images, masks, seed=5)[1], explicit(images, masks, seed=5)[1]
+    )
+    # (B, H, W, 1) masks come back in that shape.
+    _, masks4 = explicit(images, masks[..., None], seed=5)
+    assert masks4.shape == masks.shape + (1,)
+
+
+def test_config_roundtrip_and_serialization():
+    augment = SegmentationAugmentation(rotation=(-10, 30), zoom=0.2, vertical_flip=False, seed=3)
+    config = augment.get_config()
+    clone = SegmentationAugmentation.from_config(config)
+    assert clone.get_config() == config
+    restored = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(augment)
+    )
+    assert isinstance(restored, SegmentationAugmentation)
+    assert restored.get_config() == config
+    assert [type(l).__name__ for l in restored.layers] == [
+        "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation",
+        "RandomBrightness", "RandomContrast",
+    ]
+
+
+def test_auto_backend_prefers_tensorflow_and_never_requires_it(monkeypatch):
+    import keras_pu.data.augment as augment_module
+
+    active = keras.backend.backend()
+    if importlib.util.find_spec("tensorflow"):
+        assert resolve_compute_backend("auto") == "tensorflow"
+    monkeypatch.setattr(augment_module, "_installed", lambda module: False)
+    expected = "tensorflow" if active == "tensorflow" else active
+    assert resolve_compute_backend("auto") == expected
+    other = {"tensorflow": "jax", "jax": "torch", "torch": "jax"}[active]
+    with pytest.raises(ValueError, match="not installed"):
+        resolve_compute_backend(other)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        resolve_compute_backend("numpy")
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="rotation"):
+        SegmentationAugmentation(rotation=-5)
+    with pytest.raises(ValueError, match="zoom"):
+        SegmentationAugmentation(zoom=(0.3, 0.1))
+    with pytest.raises(ValueError, match="fill_mode"):
+        SegmentationAugmentation(fill_mode="mirror")
+    images, masks = shapes()
+    with pytest.raises(ValueError, match="masks"):
+        SegmentationAugmentation()(images, masks[:, :10])
