@@ -193,7 +193,7 @@ class Segmenter:
         conversion the training pipeline applies
         (`keras_pu.data.pipeline.preprocess_image`)."""
         from keras_pu.data import image_size as header_size
-        from keras_pu.data.pipeline import preprocess_image
+        from keras_pu.data import preprocess_image
 
         pixels = preprocess_image(path, (self.height, self.width))
         return pixels, header_size(path)

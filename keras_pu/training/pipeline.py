@@ -1,8 +1,10 @@
 """The input pipelines of a recipe: keras_pu.data sequences for fit."""
 
 import inspect
+import math
 
 import keras
+import numpy as np
 
 from keras_pu.training.recipe import RecipeError
 
@@ -25,10 +27,56 @@ class EpochSync(keras.callbacks.Callback):
         self.sequence.set_epoch(epoch)
 
 
+class PaddedBatches(keras.utils.PyDataset):
+    """Pads every batch of a sequence to a multiple of `multiple` images with
+    zero-weight blank images, and yields `(images, masks, sample_weight)`.
+
+    Data parallelism splits each batch evenly over the devices, so the last,
+    smaller validation batch must be padded rather than dropped (dropping
+    would leave images out of the validation score). The padding has weight
+    0, so the metrics are exactly those of the real images; the validation
+    loss, averaged by Keras per batch slot, is lowered by the padding's
+    share of the last batch.
+
+    Args:
+        sequence: a `keras.utils.PyDataset` yielding `(images, masks)`.
+        multiple: the batch-size multiple (the number of devices).
+    """
+
+    def __init__(self, sequence, multiple):
+        super().__init__(
+            workers=sequence.workers,
+            use_multiprocessing=sequence.use_multiprocessing,
+            max_queue_size=sequence.max_queue_size,
+        )
+        self.sequence = sequence
+        self.multiple = int(multiple)
+
+    def __len__(self):
+        return len(self.sequence)
+
+    def __getitem__(self, index):
+        images, masks = self.sequence[index]
+        n = len(images)
+        target = math.ceil(n / self.multiple) * self.multiple
+        weights = np.ones((target,), np.float32)
+        if target > n:
+            weights[n:] = 0.0
+            pad = target - n
+            images = np.concatenate(
+                [images, np.zeros((pad,) + images.shape[1:], images.dtype)])
+            masks = np.concatenate(
+                [masks, np.zeros((pad,) + masks.shape[1:], masks.dtype)])
+        return images, masks, weights
+
+    def on_epoch_end(self):
+        self.sequence.on_epoch_end()
+
+
 def make_augmentation(recipe):
     """The recipe's `SegmentationAugmentation`, or None (`augmentation:
     null`). Its seed is the recipe's `training.seed`."""
-    from keras_pu.data.augment import SegmentationAugmentation
+    from keras_pu.data import SegmentationAugmentation
 
     settings = recipe["augmentation"]
     if settings is None:
@@ -46,7 +94,7 @@ def check_augmentation(settings, source):
     `SegmentationAugmentation` does not take."""
     import difflib
 
-    from keras_pu.data.augment import SegmentationAugmentation
+    from keras_pu.data import SegmentationAugmentation
 
     if settings is None:
         return
@@ -66,15 +114,18 @@ def check_augmentation(settings, source):
             )
 
 
-def make_sequences(recipe, train_set, val_set, workers=None, initial_epoch=0):
+def make_sequences(recipe, train_set, val_set, workers=None, initial_epoch=0,
+                   batch_multiple=1):
     """(train, val) `keras_pu.data.SegmentationSequence`s for `fit`.
 
     Training batches are shuffled and augmented from the recipe's seed and
     the epoch number (so a resumed run sees the batches the uninterrupted
     run would have), and have one shape (the last, smaller batch is left
-    out); validation batches are in order, not augmented.
+    out); validation batches are in order, not augmented, and padded to a
+    multiple of `batch_multiple` (the device count under data parallelism;
+    see `PaddedBatches`).
     """
-    from keras_pu.data.pipeline import SegmentationSequence
+    from keras_pu.data import SegmentationSequence
 
     training = recipe["training"]
     size = tuple(recipe.get("data.image_size"))
@@ -95,4 +146,6 @@ def make_sequences(recipe, train_set, val_set, workers=None, initial_epoch=0):
     val = SegmentationSequence(
         val_set, image_size=size, batch_size=batch_size, **options
     )
+    if batch_multiple > 1:
+        val = PaddedBatches(val, batch_multiple)
     return train, val

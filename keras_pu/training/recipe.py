@@ -137,10 +137,11 @@ SCHEMA = {
                          "the folder)", choices=DATA_LAYOUTS),
         "path": _Field((str, type(None)), None,
                        "dataset folder (null: given on the command line)"),
-        "split": _Field((str, type(None)), None,
-                        "committed split (keras_pu.data.load_split name, e.g. "
-                        "'kvasir-seg'); null: a seeded random split by "
-                        "val_fraction/test_fraction"),
+        "split": _Field((str, type(None)), "auto",
+                        "committed split ('kvasir-seg', 'busi', 'isic2017'), "
+                        "a split file path, 'auto' (the layout's committed "
+                        "split when there is one) or null (a seeded random "
+                        "split by val_fraction/test_fraction)"),
         "val_fraction": _Field(float, 0.1, "validation fraction when split "
                                "is null", check=_fraction),
         "test_fraction": _Field(float, 0.1, "test fraction when split is "
@@ -408,12 +409,13 @@ class Recipe:
                 f"2**depth = {multiple} (model depth {depth})."
             )
         data = self._data["data"]
-        if data["split"] is None and (
+        if data["split"] in (None, "auto") and (
             data["val_fraction"] + data["test_fraction"] >= 1
             or data["val_fraction"] == 0
         ):
             raise RecipeError(
-                f"{src}: with no committed 'data.split', 'data.val_fraction' "
+                f"{src}: for a random split ('data.split' null or 'auto'), "
+                "'data.val_fraction' "
                 "must be > 0 and val_fraction + test_fraction < 1; got "
                 f"{data['val_fraction']} and {data['test_fraction']}."
             )

@@ -46,23 +46,22 @@ def resolve_split_name(name, dataset):
     """The committed split a recipe's `data.split` refers to, or None for a
     seeded random split.
 
-    `"auto"`: the committed split named after the dataset's layout (e.g.
-    `"kvasir-seg"`) when one exists and the folder holds every image it
-    lists; otherwise a random split (with a note saying so).
+    `"auto"`: the committed split of the dataset's layout (Kvasir-SEG, BUSI,
+    ISIC 2017) when the folder holds every image it lists; otherwise a
+    random split (with a note saying so).
     """
     if name != "auto":
         return name
-    from keras_pu.data import DatasetError
+    from keras_pu.data import SPLIT_DATASETS
     from keras_pu.data import load_split
 
-    try:
-        ids = [i for s in SPLITS for i in load_split(dataset.layout, s)]
-    except (KeyError, ValueError, DatasetError, FileNotFoundError):
+    if dataset.layout not in SPLIT_DATASETS:
         print(
             f"No committed split for the {dataset.layout} layout: using a "
-            "seeded random split."
+            "seeded random split (data.val_fraction, data.test_fraction)."
         )
         return None
+    ids = [i for s in SPLITS for i in load_split(dataset.layout, s)]
     missing = [i for i in ids if i not in dataset]
     if missing:
         print(
@@ -77,10 +76,10 @@ def resolve_split_name(name, dataset):
 def split_dataset(dataset, recipe_data, seed, splits=SPLITS):
     """`{split: SegmentationDataset}` for the requested splits.
 
-    A recipe with `data.split` uses that committed split
-    (`keras_pu.data.load_split`); without one (null), a seeded random split
-    by `data.val_fraction` / `data.test_fraction`; `"auto"`: see
-    `resolve_split_name`.
+    `data.split` of a recipe: a committed split name (`keras_pu.data.
+    SPLIT_DATASETS`) or a split file path (`keras_pu.data.apply_split`);
+    `"auto"` (see `resolve_split_name`); or null, a seeded random split by
+    `data.val_fraction` / `data.test_fraction`.
     """
     name = resolve_split_name(recipe_data["split"], dataset)
     if name is None:
@@ -90,11 +89,15 @@ def split_dataset(dataset, recipe_data, seed, splits=SPLITS):
             recipe_data["test_fraction"],
             seed,
         )
-        return {s: dataset.subset(ids[s], name=f"{dataset.name} {s}")
+        return {s: dataset.subset(ids[s], name=f"{dataset.name} ({s})")
                 for s in splits}
-    from keras_pu.data import load_split
+    from keras_pu.data import apply_split
 
-    return {
-        s: dataset.subset(load_split(name, s), name=f"{dataset.name} {s}")
-        for s in splits
-    }
+    try:
+        return {s: apply_split(dataset, s, name=name) for s in splits}
+    except ValueError as e:
+        from keras_pu.data import DatasetError
+
+        if isinstance(e, DatasetError):
+            raise
+        raise DatasetError(f"data.split {name!r}: {e}") from None

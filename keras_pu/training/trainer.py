@@ -389,9 +389,13 @@ def _train(recipe, run_dir, state, run_info, data_path, resume, distribute,
     last = run_dir / "checkpoints" / LAST_CHECKPOINT
     resuming = state is not None and last.is_file()
     initial_epoch = int(state["epochs_completed"]) if resuming else 0
+    distribution = keras.distribution.distribution()
     train_seq, val_seq = make_sequences(
         recipe, splits["train"], splits["val"], workers=workers,
         initial_epoch=initial_epoch,
+        batch_multiple=(
+            1 if distribution is None else distribution.device_mesh.devices.size
+        ),
     )
     steps_per_epoch = training["steps_per_epoch"] or len(train_seq)
 
