@@ -1,8 +1,10 @@
 """keras-pu: stable product-unit U-Nets and a model zoo for medical image
 segmentation, on TensorFlow, PyTorch and JAX (Keras 3)."""
 
+from keras_pu import callbacks
 from keras_pu import layers
 from keras_pu import models
+from keras_pu import selfreg
 from keras_pu.version import __version__
 
-__all__ = ["layers", "models", "__version__"]
+__all__ = ["callbacks", "layers", "models", "selfreg", "__version__"]

@@ -58,3 +58,40 @@ def layer_gradients(layer, x):
         )(trainable, jnp.asarray(x))
         return to_numpy(y), to_numpy(g_x), [to_numpy(g) for g in g_vars]
     raise NotImplementedError(name)
+
+
+def function_gradients(fn, *args):
+    """Value of `fn(*args)` (a scalar) and its gradients with respect to each
+    argument, as numpy arrays."""
+    name = keras.backend.backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        args = [tf.convert_to_tensor(a) for a in args]
+        with tf.GradientTape() as tape:
+            for a in args:
+                tape.watch(a)
+            value = fn(*args)
+        grads = tape.gradient(value, args)
+        grads = [np.zeros(a.shape, "float32") if g is None else to_numpy(g)
+                 for a, g in zip(args, grads)]
+        return float(to_numpy(value)), grads
+    if name == "torch":
+        import torch
+
+        args = [torch.tensor(np.asarray(a), requires_grad=True) for a in args]
+        value = fn(*args)
+        value.backward()
+        grads = [np.zeros(tuple(a.shape), "float32") if a.grad is None
+                 else to_numpy(a.grad) for a in args]
+        return float(to_numpy(value.detach())), grads
+    if name == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        args = [jnp.asarray(a) for a in args]
+        value, grads = jax.value_and_grad(
+            fn, argnums=tuple(range(len(args)))
+        )(*args)
+        return float(value), [to_numpy(g) for g in grads]
+    raise NotImplementedError(name)

@@ -305,6 +305,15 @@ class ResidualUNet(SegmentationModel):
             "teacher": decoder[-1],
         }
 
+    def probe_input_shape(self):
+        shape = list(self.input_shape_arg)
+        multiple = 2**self.depth
+        spatial = (0, 1) if self.data_format == "channels_last" else (1, 2)
+        for axis in spatial:
+            if shape[axis] is None:
+                shape[axis] = 4 * multiple
+        return (1,) + tuple(shape)
+
     def call(self, inputs, training=None, mask=None, **kwargs):
         self._check_call_input(inputs)
         return super().call(inputs, training=training, mask=mask, **kwargs)

@@ -31,6 +31,9 @@ class SegmentationModel(keras.Model):
 
     A feature loss is any object with:
     - `layer_names`: the names of the layers whose outputs it needs;
+    - optionally `build(feature_shapes)`: called once when attached, with the
+      static shapes of those outputs (learned at `probe_input_shape()` when
+      the model's input size is not fixed);
     - `__call__(features)`: takes the list of those outputs (same order) and
       returns a scalar loss, built from `keras.ops` only;
     - `metrics`: a list of `keras.metrics.Metric` whose results go into the
@@ -121,14 +124,37 @@ class SegmentationModel(keras.Model):
                     "ambiguous; name a layer that is called once."
                 ) from None
         state = self._feature_loss_state
-        state.feature_graph = keras.Model(
+        feature_graph = keras.Model(
             inputs=self.inputs,
             outputs=[self.outputs[0]] + features,
             name=f"{self.name}_with_features",
         )
+        if hasattr(feature_loss, "build"):
+            feature_loss.build(self._feature_shapes(feature_graph, features))
+        state.feature_graph = feature_graph
         state.feature_loss = feature_loss
         state.pending = None
         self._rebuild_step_functions()
+
+    def probe_input_shape(self):
+        """A concrete input shape (with batch) at which this model can run,
+        used to learn the features' spatial sizes when the input shape has
+        `None` sizes; `None` when unknown. Subclasses that know their size
+        constraints override it."""
+        shape = tuple(self.inputs[0].shape)
+        if any(d is None for d in shape[1:]):
+            return None
+        return (1,) + shape[1:]
+
+    def _feature_shapes(self, feature_graph, features):
+        shapes = [tuple(t.shape) for t in features]
+        if all(None not in s[1:] for s in shapes):
+            return shapes
+        probe = self.probe_input_shape()
+        if probe is None:
+            return shapes
+        specs = feature_graph.compute_output_spec(keras.KerasTensor(probe))
+        return [tuple(spec.shape) for spec in specs[1:]]
 
     def detach_feature_loss(self):
         """Removes the feature loss; training is plain again."""
