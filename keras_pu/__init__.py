@@ -3,8 +3,18 @@ segmentation, on TensorFlow, PyTorch and JAX (Keras 3)."""
 
 from keras_pu import callbacks
 from keras_pu import layers
+from keras_pu import losses
+from keras_pu import metrics
 from keras_pu import models
 from keras_pu import selfreg
 from keras_pu.version import __version__
 
-__all__ = ["callbacks", "layers", "models", "selfreg", "__version__"]
+__all__ = [
+    "callbacks",
+    "layers",
+    "losses",
+    "metrics",
+    "models",
+    "selfreg",
+    "__version__",
+]

@@ -206,7 +206,8 @@ SCHEMA = {
                              check=_non_negative),
         "lambda_ifd": _Field(float, 0.015, "weight of the IFD loss",
                              check=_non_negative),
-        "warmup_epochs": _Field(int, 0, "epochs before SelfReg starts",
+        "warmup_epochs": _Field(int, 0, "epochs over which the SelfReg "
+                                "weights ramp up linearly from 0",
                                 check=_non_negative),
     },
     "early_stopping": {
