@@ -231,7 +231,8 @@ def _did_you_mean(value, options):
 def _validate_section(data, schema, where, source):
     if not isinstance(data, dict):
         raise RecipeError(
-            f"{source}: {where or 'the recipe'} must be a JSON object; got "
+            f"{source}: {repr(where) if where else 'the recipe'} must be a "
+            "JSON object; got "
             f"{json.dumps(data)}."
         )
     unknown = [k for k in data if k not in schema]
@@ -421,12 +422,6 @@ class Recipe:
                 f"{data['val_fraction']} and {data['test_fraction']}."
             )
         schedule = self._data["schedule"]
-        epochs = self._data["training"]["epochs"]
-        if schedule["warmup_epochs"] >= epochs and schedule["warmup_epochs"]:
-            raise RecipeError(
-                f"{src}: 'schedule.warmup_epochs' ({schedule['warmup_epochs']}) "
-                f"must be smaller than 'training.epochs' ({epochs})."
-            )
         if schedule["min_lr_ratio"] > 1:
             raise RecipeError(
                 f"{src}: 'schedule.min_lr_ratio' must be <= 1; got "

@@ -17,6 +17,8 @@ model.keras            the final model: best weights, no optimizer state
 
 import csv
 import datetime
+import difflib
+import inspect
 import json
 import math
 import pathlib
@@ -62,6 +64,20 @@ def build_model(recipe):
     cls = getattr(keras_pu.models, model_section["class"])
     height, width = recipe.get("data.image_size")
     config = dict(model_section["config"])
+    # Keras models take **kwargs and ignore unknown ones: check the names.
+    accepted = [
+        name for name, p in inspect.signature(cls.__init__).parameters.items()
+        if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and name != "self"
+    ]
+    for key in config:
+        if key not in accepted:
+            close = difflib.get_close_matches(key, accepted, n=1)
+            raise RecipeError(
+                f"{recipe.source}: unknown recipe key 'model.config.{key}': "
+                f"{model_section['class']} takes no argument {key!r}."
+                f"{f' Did you mean {close[0]!r}?' if close else ''} "
+                f"Arguments: {sorted(a for a in accepted if a not in ('input_shape', 'name', 'dtype'))}."
+            )
     config["input_shape"] = (height, width, 3)
     try:
         return cls(**config)
@@ -80,7 +96,9 @@ def build_schedule(recipe, steps_per_epoch):
     schedule = recipe["schedule"]
     epochs = recipe.get("training.epochs")
     total = max(1, epochs * steps_per_epoch)
-    warmup = schedule["warmup_epochs"] * steps_per_epoch
+    # A run shortened below its warm-up (e.g. --epochs 1 for a smoke test)
+    # warms up over all but its last step.
+    warmup = min(schedule["warmup_epochs"] * steps_per_epoch, total - 1)
     alpha = schedule["min_lr_ratio"] if schedule["name"] == "cosine" else 1.0
     if schedule["name"] == "constant" and not warmup:
         return lr
