@@ -206,7 +206,9 @@ class Segmenter:
             pad = np.zeros((self.batch_size - n,) + batch.shape[1:], batch.dtype)
             batch = np.concatenate([batch, pad])
         x = np.transpose(batch, (0, 3, 1, 2)) if self.channels_first else batch
-        logits = keras.ops.convert_to_numpy(self.model(x, training=False))
+        # predict_on_batch runs the compiled predict function (one trace
+        # for the fixed batch shape).
+        logits = np.asarray(self.model.predict_on_batch(x))
         if self.channels_first:
             logits = np.transpose(logits, (0, 2, 3, 1))
         return _sigmoid(logits[:n, ..., 0].astype(np.float32))

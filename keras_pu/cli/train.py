@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import pathlib
 
 MODEL_ALIASES = {
     "pu_unet": "PUUNet",
@@ -131,6 +132,7 @@ def add_parser(subparsers):
 def build_recipe(args):
     """The recipe a `train` command line asks for (None: resume only)."""
     from keras_pu.training.recipe import Recipe
+    from keras_pu.training.recipe import RecipeError
 
     if args.recipe:
         recipe = Recipe.load(args.recipe)
@@ -144,19 +146,26 @@ def build_recipe(args):
             },
             source="command line",
         )
+    elif args.resume and args.output and (
+        pathlib.Path(args.output) / "recipe.json"
+    ).is_file():
+        # Flags given with --resume are checked against the run's recipe
+        # (the trainer refuses any change but the data path).
+        recipe = Recipe.from_file(pathlib.Path(args.output) / "recipe.json")
     else:
         return None
-    changes = {}
+    changes = []  # (flag, recipe key, value)
     if args.model:
-        changes["model.class"] = args.model
+        changes.append(("--model", "model.class", args.model))
     if args.data:
-        changes["data.path"] = args.data
+        changes.append(("--data", "data.path", args.data))
     if args.layout:
-        changes["data.layout"] = args.layout
+        changes.append(("--layout", "data.layout", args.layout))
     if args.split:
-        changes["data.split"] = None if args.split == "random" else args.split
+        changes.append(("--split", "data.split",
+                        None if args.split == "random" else args.split))
     if args.image_size:
-        changes["data.image_size"] = args.image_size
+        changes.append(("--image-size", "data.image_size", args.image_size))
     for flag, key in (
         ("epochs", "training.epochs"),
         ("batch_size", "training.batch_size"),
@@ -170,10 +179,19 @@ def build_recipe(args):
     ):
         value = getattr(args, flag)
         if value is not None:
-            changes[key] = value
+            changes.append((f"--{flag.replace('_', '-')}", key, value))
     if args.no_early_stopping:
-        changes["early_stopping.enabled"] = False
-    recipe = recipe.replace(changes) if changes else recipe
+        changes.append(("--no-early-stopping", "early_stopping.enabled",
+                        False))
+    if changes:
+        try:
+            recipe = recipe.replace({key: value for _, key, value in changes})
+        except RecipeError as e:
+            # Name the flag when one flag's value is the problem.
+            for flag, key, value in changes:
+                if f"'{key}'" in str(e):
+                    raise RecipeError(f"{flag} {value}: {e}") from None
+            raise
     for key, value in args.settings:
         recipe = _set_nested(recipe, key, value)
     return recipe
