@@ -57,10 +57,11 @@ def recipe_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained_run(busi, recipe_file, tmp_path_factory):
-    """One `keras-pu train` run with SelfReg, shared by the tests below."""
+    """One `keras-pu train` run, shared by the tests below (and the
+    uninterrupted reference of the resume test)."""
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
     rc = cli("train", "--recipe", recipe_file, "--data", busi.root,
-             "--output", run_dir, "--selfreg", "--verbose", "0")
+             "--output", run_dir, "--verbose", "0")
     assert rc == 0
     return run_dir
 
@@ -71,13 +72,11 @@ def test_train_writes_a_complete_run(trained_run, busi):
                  "checkpoints/last.keras", "checkpoints/best.keras"):
         assert (trained_run / name).is_file(), name
     recipe = Recipe.from_file(trained_run / "recipe.json")
-    assert recipe.get("selfreg.enabled") is True
     assert recipe.get("data.path") == str(pathlib.Path(busi.root).resolve())
     with open(trained_run / "history.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["epoch"] for r in rows] == ["0", "1"]
-    for key in ("loss", "dice", "val_dice", "val_iou", "learning_rate",
-                "scr_loss", "ifd_loss"):
+    for key in ("loss", "dice", "val_dice", "val_iou", "learning_rate"):
         assert np.isfinite(float(rows[-1][key])), key
     state = json.loads((trained_run / "training_state.json").read_text())
     assert state["finished"] and state["epochs_completed"] == 2
@@ -197,12 +196,9 @@ def test_segmenter_flip_tta_and_original_size(trained_run):
     np.testing.assert_allclose(maps[1], manual[1], atol=1e-5)
 
 
-def test_resume_continues_exactly_where_the_run_stopped(busi, tmp_path,
-                                                        capsys):
+def test_resume_continues_exactly_where_the_run_stopped(trained_run, busi,
+                                                        tmp_path, capsys):
     recipe = Recipe.from_dict(TINY_RECIPE)
-    straight = train(recipe, data_path=busi.root,
-                     output_dir=tmp_path / "straight", verbose=0)
-    assert straight["epochs_completed"] == 2
 
     class Interrupt(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -225,7 +221,7 @@ def test_resume_continues_exactly_where_the_run_stopped(busi, tmp_path,
                "--verbose", "0") == 0
     assert "Resuming" in capsys.readouterr().out
 
-    a = keras.saving.load_model(tmp_path / "straight/checkpoints/last.keras")
+    a = keras.saving.load_model(trained_run / "checkpoints/last.keras")
     b = keras.saving.load_model(tmp_path / "resumed/checkpoints/last.keras")
     # Same data order, augmentation, optimizer state and learning-rate
     # schedule: the resumed run is the uninterrupted run, bit for bit.
@@ -238,6 +234,21 @@ def test_resume_continues_exactly_where_the_run_stopped(busi, tmp_path,
     # Resuming a finished run does nothing.
     assert cli("train", "--resume", "--output", tmp_path / "resumed") == 0
     assert "already finished" in capsys.readouterr().out
+
+
+def test_selfreg_option_trains_with_selfreg(busi, tmp_path):
+    recipe = Recipe.from_dict(TINY_RECIPE).replace({
+        "selfreg.enabled": True, "selfreg.lambda_scr": 0.1,
+        "training.epochs": 1, "training.steps_per_epoch": 1,
+    })
+    summary = train(recipe, data_path=busi.root, output_dir=tmp_path / "sr",
+                    verbose=0)
+    with open(summary["history"]) as f:
+        row = next(csv.DictReader(f))
+    assert float(row["scr_loss"]) > 0 and float(row["ifd_loss"]) > 0
+    # The saved model is the plain model: SelfReg exists at training only.
+    model = keras.saving.load_model(summary["model_path"])
+    assert model.feature_loss is None
 
 
 # --- bad inputs --------------------------------------------------------------

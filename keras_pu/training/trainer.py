@@ -528,7 +528,8 @@ def _train(recipe, run_dir, state, run_info, data_path, resume, distribute,
     summary = _summary(run_dir, checkpoint.last_state)
     best = summary["best"]
     print(
-        f"Finished after {epochs_completed} epochs"
+        f"Finished after {epochs_completed} epoch"
+        f"{'' if epochs_completed == 1 else 's'}"
         f"{' (early stopping)' if stopped_early else ''}; best {monitor} = "
         f"{best if best is None else round(best, 4)} at epoch "
         f"{summary['best_epoch']}. Model: {run_dir / FINAL_MODEL}"
