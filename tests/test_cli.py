@@ -251,6 +251,24 @@ def test_selfreg_option_trains_with_selfreg(busi, tmp_path):
     assert model.feature_loss is None
 
 
+def test_evaluate_and_predict_a_preset_folder(trained_run, busi, tmp_path):
+    """A Keras model folder (what a zoo preset holds) with its recipe."""
+    folder = tmp_path / "preset"
+    model = keras.saving.load_model(trained_run / "model.keras")
+    model.save(folder, zipped=False)
+    (folder / "recipe.json").write_text(
+        (trained_run / "recipe.json").read_text())
+    assert cli("evaluate", folder, "--data", busi.root, "--split", "val",
+               "--output", tmp_path / "ev") == 0
+    metrics = json.loads((tmp_path / "ev/metrics.json").read_text())
+    assert metrics["num_images"] == 2 and metrics["input_size"] == [32, 32]
+    image = next(iter(busi.masks))
+    assert cli("predict", folder,
+               busi.root / "Dataset_BUSI_with_GT" / image.split(" ")[0] /
+               f"{image}.png", "--output", tmp_path / "pr") == 0
+    assert (tmp_path / "pr" / f"{image}_mask.png").is_file()
+
+
 # --- bad inputs --------------------------------------------------------------
 
 

@@ -3,6 +3,8 @@ JSON and a per-image CSV."""
 
 import argparse
 
+from keras_pu.cli.train import _image_size
+
 EXAMPLES = """\
 examples:
   keras-pu evaluate runs/pu_kvasir --data data/Kvasir-SEG --split test
@@ -46,7 +48,7 @@ def add_parser(subparsers):
                    help="foreground when probability > threshold (0.5)")
     p.add_argument("--tta", choices=("none", "hflip", "vflip", "flip"),
                    default="none", help="test-time flip augmentation")
-    p.add_argument("--image-size", metavar="N|HxW",
+    p.add_argument("--image-size", metavar="N|HxW", type=_image_size,
                    help="model input size (default: the model's)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--hd95-one-empty", choices=("nan", "diagonal"),
@@ -90,7 +92,6 @@ def run(args):
 
     import keras
 
-    from keras_pu.cli.train import _image_size
     from keras_pu.data import DatasetError
     from keras_pu.data import ImageReadError
     from keras_pu.data import load_dataset
@@ -110,7 +111,7 @@ def run(args):
     if not 0 <= args.threshold < 1:
         return fail(f"--threshold must be in [0, 1), got {args.threshold}")
     try:
-        image_size = _image_size(args.image_size) if args.image_size else None
+        image_size = args.image_size
         model, recipe = load_segmentation_model(args.model)
         path, layout, split_name, seed = _resolve_data(args, recipe)
         dataset = load_dataset(

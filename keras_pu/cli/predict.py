@@ -3,6 +3,8 @@ PNGs and overlay PNGs at each image's original size."""
 
 import argparse
 
+from keras_pu.cli.train import _image_size
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif",
                     ".webp", ".ppm", ".pgm", ".jp2")
 
@@ -43,7 +45,7 @@ def add_parser(subparsers):
                    help="write masks only")
     p.add_argument("--save-probabilities", action="store_true",
                    help="also write NAME_prob.png (probability x 255)")
-    p.add_argument("--image-size", metavar="N|HxW",
+    p.add_argument("--image-size", metavar="N|HxW", type=_image_size,
                    help="model input size (default: the model's)")
     p.add_argument("--batch-size", type=int, default=8)
     p.set_defaults(run=run)
@@ -93,7 +95,6 @@ def run(args):
 
     import keras
 
-    from keras_pu.cli.train import _image_size
     from keras_pu.data import ImageReadError
     from keras_pu.inference import ModelLoadError
     from keras_pu.inference import Segmenter
@@ -107,7 +108,7 @@ def run(args):
     if not 0 <= args.threshold < 1:
         return fail(f"--threshold must be in [0, 1), got {args.threshold}")
     try:
-        image_size = _image_size(args.image_size) if args.image_size else None
+        image_size = args.image_size
         model, recipe = load_segmentation_model(args.model)
         segmenter = Segmenter(model, image_size=image_size, recipe=recipe,
                               tta=args.tta, batch_size=args.batch_size)
