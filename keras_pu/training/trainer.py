@@ -15,6 +15,7 @@ model.keras            the final model: best weights, no optimizer state
 ```
 """
 
+import contextlib
 import csv
 import datetime
 import difflib
@@ -210,6 +211,19 @@ def make_distribution(mode, batch_size):
     return keras.distribution.DataParallel(devices=devices)
 
 
+@contextlib.contextmanager
+def dtype_policy(name):
+    """Sets the global Keras dtype policy while the model is built or loaded
+    (its layers keep it), and only then: the input pipeline's augmentation
+    layers, the loss and the metrics stay float32."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def device_names():
     """The devices Keras computes on, as strings (empty where the backend's
     distribution library does not list them)."""
@@ -370,17 +384,14 @@ def train(
     training = recipe["training"]
     distribution = make_distribution(distribute, training["batch_size"])
 
-    previous_policy = keras.config.dtype_policy()
     previous_distribution = keras.distribution.distribution()
     try:
         keras.utils.set_random_seed(training["seed"])
-        keras.config.set_dtype_policy(training["dtype_policy"])
         if distribution is not None:
             keras.distribution.set_distribution(distribution)
         return _train(recipe, run_dir, state, run_info, data_path, resume,
                       distribute, verbose, limit, workers, callbacks or [])
     finally:
-        keras.config.set_dtype_policy(previous_policy)
         if distribution is not None:
             keras.distribution.set_distribution(previous_distribution)
 
@@ -418,7 +429,8 @@ def _train(recipe, run_dir, state, run_info, data_path, resume, distribute,
     steps_per_epoch = training["steps_per_epoch"] or len(train_seq)
 
     if resuming:
-        model = keras.saving.load_model(last)
+        with dtype_policy(training["dtype_policy"]):
+            model = keras.saving.load_model(last)
         _exclude_from_weight_decay(model.optimizer)
         iterations = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
         print(
@@ -429,7 +441,11 @@ def _train(recipe, run_dir, state, run_info, data_path, resume, distribute,
         if resume:
             print(f"'{run_dir}' has no checkpoint yet: starting from epoch 1.")
         state = None
-        model = compile_model(build_model(recipe), recipe, steps_per_epoch)
+        with dtype_policy(training["dtype_policy"]):
+            # compile() wraps the optimizer for loss scaling when the
+            # model's policy is mixed_float16.
+            model = compile_model(build_model(recipe), recipe,
+                                  steps_per_epoch)
 
     sessions = run_info.get("sessions", [])
     sessions.append({
