@@ -236,13 +236,23 @@ def test_resume_continues_exactly_where_the_run_stopped(trained_run, busi,
     assert "already finished" in capsys.readouterr().out
 
 
-def test_selfreg_option_trains_with_selfreg(busi, tmp_path):
+def test_selfreg_and_mixed_precision_options(busi, tmp_path):
     recipe = Recipe.from_dict(TINY_RECIPE).replace({
         "selfreg.enabled": True, "selfreg.lambda_scr": 0.1,
         "training.epochs": 1, "training.steps_per_epoch": 1,
+        "training.dtype_policy": "mixed_bfloat16",
     })
+
+    class Policy(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.policy = self.model.get_layer("encoder_stage_1").dtype_policy
+
+    probe = Policy()
     summary = train(recipe, data_path=busi.root, output_dir=tmp_path / "sr",
-                    verbose=0)
+                    verbose=0, callbacks=[probe])
+    assert probe.policy.name == "mixed_bfloat16"
+    # The policy applied to the model only, and is restored afterwards.
+    assert keras.config.dtype_policy().name == "float32"
     with open(summary["history"]) as f:
         row = next(csv.DictReader(f))
     assert float(row["scr_loss"]) > 0 and float(row["ifd_loss"]) > 0
