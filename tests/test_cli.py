@@ -22,6 +22,7 @@ from keras_pu.training.splits import random_split_ids
 from tests.conftest import REPO_ROOT
 from tests.conftest import shared_data_dir
 from tests.dataset_factory import make_busi
+from tests.dataset_factory import make_isic2017
 from tests.dataset_factory import make_kvasir
 
 # The TINY model of tests/test_models.py (JAX compiles each shape once).
@@ -129,6 +130,22 @@ def test_evaluate_test_split_is_the_runs_split(trained_run, busi, tmp_path):
     expected = random_split_ids(load_dataset("busi", busi.root).ids, 0.25,
                                 0.25, seed=7)["test"]
     assert ids == expected and ids
+
+
+@pytest.mark.parametrize("layout", ["kvasir-seg", "isic2017"])
+def test_evaluate_other_official_layouts(trained_run, tmp_path, layout):
+    root = tmp_path / layout
+    made = {"kvasir-seg": make_kvasir, "isic2017": make_isic2017}[layout](root)
+    out = tmp_path / "eval"
+    # The layout is detected; Kvasir-SEG's masks are lossy JPEGs.
+    assert cli("evaluate", trained_run, "--data", root, "--split", "all",
+               "--output", out) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["layout"] == layout
+    assert metrics["num_images"] == len(made.masks)
+    with open(out / "per_image.csv") as f:
+        for row in csv.DictReader(f):
+            assert int(row["gt_pixels"]) == int(made.masks[row["id"]].sum())
 
 
 def _write_inputs(folder):
