@@ -1,0 +1,572 @@
+"""The training driver behind `keras-pu train`: trains a model from a
+`Recipe`, with fixed seeds, checkpoints, exact resume, early stopping, CSV
+logs and optional multi-device data parallelism (Keras distribution API).
+
+A run folder holds:
+
+```
+recipe.json            the complete recipe (defaults filled in)
+run.json               backend, versions, devices, data, split sizes, sessions
+history.csv            one row per epoch (losses, metrics, learning rate)
+training_state.json    epochs completed, best value, early-stopping counters
+checkpoints/last.keras full model + optimizer state after the last epoch
+checkpoints/best.keras full model + optimizer state at the best val Dice
+model.keras            the final model: best weights, no optimizer state
+```
+"""
+
+import csv
+import datetime
+import difflib
+import inspect
+import json
+import math
+import pathlib
+import platform
+import sys
+
+import keras
+
+from keras_pu.training.callbacks import BEST_CHECKPOINT
+from keras_pu.training.callbacks import LAST_CHECKPOINT
+from keras_pu.training.callbacks import LearningRateLogger
+from keras_pu.training.callbacks import ResumableEarlyStopping
+from keras_pu.training.callbacks import RunCheckpoint
+from keras_pu.training.callbacks import atomic_save_model
+from keras_pu.training.callbacks import atomic_write_text
+from keras_pu.training.callbacks import monitor_mode
+from keras_pu.training.callbacks import read_state
+from keras_pu.training.pipeline import EpochSync
+from keras_pu.training.recipe import Recipe
+from keras_pu.training.recipe import RecipeError
+from keras_pu.training.splits import load_recipe_dataset
+from keras_pu.training.splits import split_dataset
+
+RECIPE_FILE = "recipe.json"
+RUN_FILE = "run.json"
+HISTORY_FILE = "history.csv"
+FINAL_MODEL = "model.keras"
+DISTRIBUTE_MODES = ("none", "data-parallel")
+# Parameters that get no weight decay: biases and normalisation scales and
+# offsets (the usual AdamW practice).
+NO_WEIGHT_DECAY = ("bias", "gamma", "beta")
+
+
+class TrainingError(RuntimeError):
+    """A run cannot start or continue; the message says why and what to do."""
+
+
+def build_model(recipe):
+    """The recipe's model (uncompiled), with input_shape from image_size."""
+    import keras_pu.models
+
+    model_section = recipe["model"]
+    cls = getattr(keras_pu.models, model_section["class"])
+    height, width = recipe.get("data.image_size")
+    config = dict(model_section["config"])
+    # Keras models take **kwargs and ignore unknown ones: check the names.
+    accepted = [
+        name for name, p in inspect.signature(cls.__init__).parameters.items()
+        if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and name != "self"
+    ]
+    for key in config:
+        if key not in accepted:
+            close = difflib.get_close_matches(key, accepted, n=1)
+            raise RecipeError(
+                f"{recipe.source}: unknown recipe key 'model.config.{key}': "
+                f"{model_section['class']} takes no argument {key!r}."
+                f"{f' Did you mean {close[0]!r}?' if close else ''} "
+                f"Arguments: {sorted(a for a in accepted if a not in ('input_shape', 'name', 'dtype'))}."
+            )
+    config["input_shape"] = (height, width, 3)
+    try:
+        return cls(**config)
+    except TypeError as e:
+        raise RecipeError(
+            f"{recipe.source}: 'model.config' does not fit "
+            f"{model_section['class']}: {e}"
+        ) from None
+    except ValueError as e:
+        raise RecipeError(f"{recipe.source}: 'model.config': {e}") from None
+
+
+def build_schedule(recipe, steps_per_epoch):
+    """The learning-rate schedule: linear warm-up, then cosine or constant."""
+    lr = recipe.get("optimizer.learning_rate")
+    schedule = recipe["schedule"]
+    epochs = recipe.get("training.epochs")
+    total = max(1, epochs * steps_per_epoch)
+    # A run shortened below its warm-up (e.g. --epochs 1 for a smoke test)
+    # warms up over all but its last step.
+    warmup = min(schedule["warmup_epochs"] * steps_per_epoch, total - 1)
+    alpha = schedule["min_lr_ratio"] if schedule["name"] == "cosine" else 1.0
+    if schedule["name"] == "constant" and not warmup:
+        return lr
+    if warmup:
+        return keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=lr / warmup,
+            decay_steps=max(1, total - warmup),
+            alpha=alpha,
+            warmup_target=lr,
+            warmup_steps=warmup,
+        )
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=lr, decay_steps=total, alpha=alpha
+    )
+
+
+def build_optimizer(recipe, steps_per_epoch):
+    opt = recipe["optimizer"]
+    lr = build_schedule(recipe, steps_per_epoch)
+    common = dict(learning_rate=lr, clipnorm=opt["clipnorm"])
+    if opt["name"] == "adamw":
+        optimizer = keras.optimizers.AdamW(
+            weight_decay=opt["weight_decay"], beta_1=opt["beta_1"],
+            beta_2=opt["beta_2"], **common)
+    elif opt["name"] == "adam":
+        optimizer = keras.optimizers.Adam(
+            beta_1=opt["beta_1"], beta_2=opt["beta_2"], **common)
+    else:
+        optimizer = keras.optimizers.SGD(
+            momentum=opt["momentum"],
+            weight_decay=opt["weight_decay"] or None, **common)
+    _exclude_from_weight_decay(optimizer)
+    return optimizer
+
+
+def _exclude_from_weight_decay(optimizer):
+    # Not part of the optimizer's saved config: applied again on resume.
+    if getattr(optimizer, "weight_decay", None):
+        optimizer.exclude_from_weight_decay(var_names=list(NO_WEIGHT_DECAY))
+
+
+def compile_model(model, recipe, steps_per_epoch):
+    from keras_pu.losses import BCEDiceLoss
+    from keras_pu.metrics import Dice
+    from keras_pu.metrics import IoU
+    from keras_pu.metrics import Precision
+    from keras_pu.metrics import Recall
+
+    loss = recipe["loss"]
+    threshold = recipe.get("training.threshold")
+    model.compile(
+        optimizer=build_optimizer(recipe, steps_per_epoch),
+        loss=BCEDiceLoss(
+            bce_weight=loss["bce_weight"],
+            dice_weight=loss["dice_weight"],
+            smooth=loss["smooth"],
+        ),
+        metrics=[
+            Dice(threshold=threshold),
+            IoU(threshold=threshold),
+            Precision(threshold=threshold),
+            Recall(threshold=threshold),
+        ],
+    )
+    return model
+
+
+def selfreg_callback(recipe):
+    selfreg = recipe["selfreg"]
+    try:
+        from keras_pu.callbacks import SelfRegDistillation
+    except ImportError:
+        raise TrainingError(
+            "SelfReg is switched on (recipe key 'selfreg.enabled', CLI "
+            "--selfreg), but this keras-pu has no "
+            "keras_pu.callbacks.SelfRegDistillation. Update keras-pu, or "
+            "train without it (--no-selfreg)."
+        ) from None
+    return SelfRegDistillation(
+        lambda_scr=selfreg["lambda_scr"],
+        lambda_ifd=selfreg["lambda_ifd"],
+        warmup_epochs=selfreg["warmup_epochs"],
+        seed=recipe.get("training.seed"),
+    )
+
+
+def make_distribution(mode, batch_size):
+    """The Keras distribution for `mode` ("none" or "data-parallel")."""
+    if mode in (None, "none"):
+        return None
+    if mode not in DISTRIBUTE_MODES:
+        raise TrainingError(
+            f"Unknown distribution mode {mode!r}; choose one of "
+            f"{DISTRIBUTE_MODES}."
+        )
+    if keras.backend.backend() != "jax":
+        raise TrainingError(
+            "Multi-device training uses keras.distribution.DataParallel, "
+            "which Keras implements for the JAX backend only; this run uses "
+            f"{keras.backend.backend()}. Run with --backend jax."
+        )
+    devices = keras.distribution.list_devices()
+    if batch_size % len(devices):
+        raise TrainingError(
+            f"Data parallelism over {len(devices)} devices needs a batch "
+            f"size divisible by {len(devices)}; the batch size is "
+            f"{batch_size}. Change --batch-size (or training.batch_size)."
+        )
+    return keras.distribution.DataParallel(devices=devices)
+
+
+def device_names():
+    """The devices Keras computes on, as strings (empty where the backend's
+    distribution library does not list them)."""
+    try:
+        return [str(d) for d in keras.distribution.list_devices()]
+    except (AttributeError, NotImplementedError, RuntimeError):
+        return []
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(
+        timespec="seconds"
+    )
+
+
+def _environment():
+    import numpy as np
+
+    info = {
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    try:
+        from keras_pu.version import __version__
+
+        info["keras_pu"] = __version__
+    except ImportError:
+        pass
+    return info
+
+
+def _truncate_history(path, epochs_completed):
+    """Keeps the CSV rows of completed epochs only (a run killed between
+    writing the log and the checkpoint would otherwise repeat an epoch)."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    header, body = rows[0], rows[1:]
+    keep = [r for r in body if r and int(r[0]) < epochs_completed]
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(keep)
+
+
+def _resolve_run(recipe, run_dir, resume, data_path):
+    """Checks the run folder; returns (recipe, state, run_info, data_path)."""
+    recipe_file = run_dir / RECIPE_FILE
+    state = read_state(run_dir)
+    run_info = {}
+    if (run_dir / RUN_FILE).is_file():
+        run_info = json.loads((run_dir / RUN_FILE).read_text())
+    if not resume:
+        if recipe_file.exists() or state is not None:
+            raise TrainingError(
+                f"'{run_dir}' already holds a training run. Continue it with "
+                "--resume, or choose another --output folder."
+            )
+        if recipe is None:
+            raise TrainingError("No recipe: give --recipe or --model.")
+        return recipe, None, {}, data_path
+    if not recipe_file.is_file():
+        raise TrainingError(
+            f"Nothing to resume in '{run_dir}': it has no {RECIPE_FILE}. "
+            "Check --output, or start the run without --resume."
+        )
+    saved = Recipe.from_file(recipe_file)
+    if recipe is not None:
+        changed = saved.differences(recipe, ignore=("name", "description",
+                                                    "data"))
+        changed += [
+            k for k in saved.differences(recipe, ignore=())
+            if k.startswith("data.") and k != "data.path"
+        ]
+        if changed:
+            raise TrainingError(
+                f"The recipe given differs from the one of the run in "
+                f"'{run_dir}' in {sorted(changed)}. A run resumes with its "
+                "own recipe: drop the flags/--recipe, or start a new run in "
+                "another --output folder."
+            )
+    if data_path is None:
+        data_path = saved.get("data.path") or run_info.get("data", {}).get(
+            "path"
+        )
+    return saved, state, run_info, data_path
+
+
+def train(
+    recipe=None,
+    data_path=None,
+    output_dir=None,
+    resume=False,
+    distribute="none",
+    verbose="auto",
+    limit=None,
+    workers=None,
+    callbacks=None,
+):
+    """Trains a model from a recipe; returns a summary dict.
+
+    Args:
+        recipe: a `Recipe` (or `None` with `resume=True`: the run's own).
+        data_path: the dataset folder (overrides the recipe's `data.path`).
+        output_dir: the run folder. Defaults to `runs/<recipe name>`.
+        resume: continue the run in `output_dir` from its last checkpoint
+            (same epoch, optimizer state, learning-rate schedule, best value
+            and early-stopping counters).
+        distribute: `"none"` or `"data-parallel"`
+            (`keras.distribution.DataParallel` over all devices; JAX).
+        verbose: `fit` verbosity (`"auto"`, 0, 1 or 2).
+        limit: use only the first `limit` images of each split (smoke runs).
+        workers: input-pipeline worker threads (default: the pipeline's).
+        callbacks: extra Keras callbacks, run after the run's own (the
+            checkpoint of an epoch is written before they see it).
+
+    Returns:
+        dict with `output_dir`, `model_path`, `epochs_completed`, `best`
+        (best monitored value), `best_epoch` (1-based), `monitor`,
+        `stopped_early`, `history` (path of the CSV log).
+
+    Raises:
+        RecipeError, TrainingError, keras_pu.data.DatasetError: with a
+        message that names the problem and what to do.
+    """
+    if recipe is not None and not isinstance(recipe, Recipe):
+        raise TypeError(f"`recipe` must be a Recipe, got {type(recipe)}")
+    if output_dir is None:
+        if recipe is None:
+            raise TrainingError("Give the run folder (--output) to resume.")
+        output_dir = pathlib.Path("runs") / (recipe.get("name") or "run")
+    run_dir = pathlib.Path(output_dir)
+    recipe, state, run_info, data_path = _resolve_run(
+        recipe, run_dir, resume, data_path
+    )
+    if state is not None and state.get("finished"):
+        print(
+            f"The run in '{run_dir}' has already finished "
+            f"({state['epochs_completed']} epochs); nothing to do."
+        )
+        return _summary(run_dir, state)
+    if data_path is None:
+        data_path = recipe.get("data.path")
+    if data_path is None:
+        raise TrainingError(
+            "No dataset folder: give --data PATH (or set 'data.path' in the "
+            "recipe)."
+        )
+    data_path = pathlib.Path(data_path).expanduser().resolve()
+
+    training = recipe["training"]
+    distribution = make_distribution(distribute, training["batch_size"])
+
+    previous_policy = keras.config.dtype_policy()
+    previous_distribution = keras.distribution.distribution()
+    try:
+        keras.utils.set_random_seed(training["seed"])
+        keras.config.set_dtype_policy(training["dtype_policy"])
+        if distribution is not None:
+            keras.distribution.set_distribution(distribution)
+        return _train(recipe, run_dir, state, run_info, data_path, resume,
+                      distribute, verbose, limit, workers, callbacks or [])
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+        if distribution is not None:
+            keras.distribution.set_distribution(previous_distribution)
+
+
+def _train(recipe, run_dir, state, run_info, data_path, resume, distribute,
+           verbose, limit, workers, extra_callbacks):
+    from keras_pu.training.pipeline import make_sequences
+
+    training = recipe["training"]
+    monitor = training["monitor"]
+    seed = training["seed"]
+
+    dataset = load_recipe_dataset(recipe["data"], data_path)
+    splits = split_dataset(dataset, recipe["data"], seed, ("train", "val"))
+    if limit:
+        splits = {k: v.subset(v.ids[:limit]) for k, v in splits.items()}
+    for name, split in splits.items():
+        if len(split) == 0:
+            raise TrainingError(
+                f"The {name} split of {dataset.name} at '{data_path}' is "
+                "empty; check the dataset folder and 'data.split'."
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    last = run_dir / "checkpoints" / LAST_CHECKPOINT
+    resuming = state is not None and last.is_file()
+    initial_epoch = int(state["epochs_completed"]) if resuming else 0
+    distribution = keras.distribution.distribution()
+    train_seq, val_seq = make_sequences(
+        recipe, splits["train"], splits["val"], workers=workers,
+        initial_epoch=initial_epoch,
+        batch_multiple=(
+            1 if distribution is None else distribution.device_mesh.devices.size
+        ),
+    )
+    steps_per_epoch = training["steps_per_epoch"] or len(train_seq)
+
+    if resuming:
+        model = keras.saving.load_model(last)
+        _exclude_from_weight_decay(model.optimizer)
+        iterations = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+        print(
+            f"Resuming '{run_dir}' after epoch {initial_epoch} "
+            f"(optimizer step {iterations})."
+        )
+    else:
+        if resume:
+            print(f"'{run_dir}' has no checkpoint yet: starting from epoch 1.")
+        state = None
+        model = compile_model(build_model(recipe), recipe, steps_per_epoch)
+
+    sessions = run_info.get("sessions", [])
+    sessions.append({
+        "started": _now(),
+        "initial_epoch": initial_epoch,
+        "argv": sys.argv,
+        "distribute": distribute,
+        "devices": device_names(),
+        "limit": limit,
+    })
+    run_info.update(
+        environment=_environment(),
+        data={
+            "path": str(data_path),
+            "layout": dataset.layout,
+            "dataset": dataset.name,
+            "split": recipe.get("data.split"),
+            "sizes": {k: len(v) for k, v in splits.items()},
+        },
+        model={
+            "class": recipe.get("model.class"),
+            "parameters": int(model.count_params()),
+        },
+        steps_per_epoch=steps_per_epoch,
+        sessions=sessions,
+    )
+    atomic_write_text(run_dir / RUN_FILE, json.dumps(run_info, indent=2) + "\n")
+
+    callbacks = [EpochSync(train_seq)]
+    if recipe.get("selfreg.enabled"):
+        callbacks.append(selfreg_callback(recipe))
+    callbacks.append(LearningRateLogger())
+    early = None
+    if recipe.get("early_stopping.enabled"):
+        early = ResumableEarlyStopping(
+            monitor=monitor,
+            mode=monitor_mode(monitor),
+            patience=recipe.get("early_stopping.patience"),
+            min_delta=recipe.get("early_stopping.min_delta"),
+            initial_state=(state or {}).get("early_stopping"),
+            verbose=1,
+        )
+        callbacks.append(early)
+    history_path = run_dir / HISTORY_FILE
+    if state is not None:
+        _truncate_history(history_path, initial_epoch)
+    # The CSV row is written before the checkpoint: see _truncate_history.
+    callbacks.append(keras.callbacks.CSVLogger(
+        str(history_path), append=state is not None))
+    checkpoint = RunCheckpoint(
+        run_dir,
+        monitor,
+        best=(state or {}).get("best"),
+        best_epoch=(state or {}).get("best_epoch"),
+        early_stopping=early,
+    )
+    callbacks.append(checkpoint)
+    callbacks.append(keras.callbacks.TerminateOnNaN())
+    callbacks.extend(extra_callbacks)
+
+    _print_header(recipe, model, dataset, splits, steps_per_epoch, run_dir)
+    if state is None:
+        recipe.replace({"data.path": str(data_path)}).save(
+            run_dir / RECIPE_FILE
+        )
+    history = model.fit(
+        train_seq,
+        validation_data=val_seq,
+        epochs=training["epochs"],
+        initial_epoch=initial_epoch,
+        steps_per_epoch=training["steps_per_epoch"],
+        # The sequence shuffles its samples from (seed, epoch); Keras's own
+        # batch shuffling draws from Python's global RNG, which a resumed
+        # run cannot restore.
+        shuffle=False,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    losses = history.history.get("loss", [])
+    if losses and not math.isfinite(losses[-1]):
+        raise TrainingError(
+            f"Training diverged (loss {losses[-1]}) and was stopped. Lower "
+            "the learning rate (optimizer.learning_rate), add warm-up "
+            "(schedule.warmup_epochs) or gradient clipping "
+            "(optimizer.clipnorm), and start a new run."
+        )
+    epochs_completed = initial_epoch + len(losses)
+    stopped_early = bool(early is not None and early.stopped_epoch)
+    checkpoint.extra_state["stopped_early"] = stopped_early
+    checkpoint.write_state(epochs_completed, finished=True)
+
+    best_path = run_dir / "checkpoints" / BEST_CHECKPOINT
+    source = best_path if best_path.is_file() else last
+    final = keras.saving.load_model(source, compile=False)
+    atomic_save_model(final, run_dir / FINAL_MODEL)
+    summary = _summary(run_dir, checkpoint.last_state)
+    best = summary["best"]
+    print(
+        f"Finished after {epochs_completed} epochs"
+        f"{' (early stopping)' if stopped_early else ''}; best {monitor} = "
+        f"{best if best is None else round(best, 4)} at epoch "
+        f"{summary['best_epoch']}. Model: {run_dir / FINAL_MODEL}"
+    )
+    return summary
+
+
+def _summary(run_dir, state):
+    best_epoch = state.get("best_epoch")
+    return {
+        "output_dir": str(run_dir),
+        "model_path": str(run_dir / FINAL_MODEL),
+        "epochs_completed": state.get("epochs_completed"),
+        "best": state.get("best"),
+        "best_epoch": None if best_epoch is None else best_epoch + 1,
+        "monitor": state.get("monitor"),
+        "stopped_early": state.get("stopped_early", False),
+        "history": str(run_dir / HISTORY_FILE),
+    }
+
+
+def _print_header(recipe, model, dataset, splits, steps_per_epoch, run_dir):
+    training = recipe["training"]
+    size = recipe.get("data.image_size")
+    lines = [
+        f"keras-pu train: {recipe.get('name') or recipe.source}",
+        f"  model    {recipe.get('model.class')} "
+        f"{model.count_params():,} parameters, input {size[0]}x{size[1]}x3",
+        f"  data     {dataset.name} ({dataset.layout}) at {dataset.root}: "
+        + ", ".join(f"{k} {len(v)}" for k, v in splits.items()),
+        f"  training {training['epochs']} epochs x {steps_per_epoch} steps, "
+        f"batch {training['batch_size']}, seed {training['seed']}, "
+        f"{recipe.get('optimizer.name')} lr {recipe.get('optimizer.learning_rate')}"
+        f" ({recipe.get('schedule.name')}), "
+        f"SelfReg {'on' if recipe.get('selfreg.enabled') else 'off'}, "
+        f"{training['dtype_policy']}",
+        f"  backend  {keras.backend.backend()}, devices: "
+        f"{', '.join(device_names()) or 'default'}",
+        f"  output   {run_dir}",
+    ]
+    print("\n".join(lines), flush=True)
