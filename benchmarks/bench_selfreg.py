@@ -25,6 +25,7 @@ def worker(args):
     import numpy as np
 
     import keras_pu
+    from keras_pu.callbacks.selfreg_distillation import _feature_layout
     from keras_pu.selfreg import SelfRegLoss
 
     rng = np.random.default_rng(0)
@@ -46,7 +47,7 @@ def worker(args):
     roles = selfreg.feature_layers
     selfreg.attach_feature_loss(
         SelfRegLoss(roles["encoder"], roles["decoder"], roles["teacher"],
-                    seed=0)
+                    seed=0, data_format=_feature_layout(selfreg))
     )
     times = {"plain": [], "selfreg": []}
     for model in (plain, selfreg):  # compile / warm up
