@@ -13,10 +13,13 @@ import pytest
 import keras_pu
 from keras_pu import zoo
 from keras_pu.zoo import cards
+from keras_pu.zoo import integrity
 from keras_pu.zoo import phantoms
 from keras_pu.zoo import registry as registry_lib
 from keras_pu.zoo.errors import ZooError
 from keras_pu.zoo.packaging import add_preset
+from keras_pu.zoo.packaging import refresh_cards
+from keras_pu.zoo.packaging import summarize_metrics
 from keras_pu.zoo.safety import check_config_is_safe
 from tests.conftest import REPO_ROOT
 from tests.test_models import disk_batch
@@ -81,8 +84,9 @@ def test_registry_parameters_and_architectures_build(monkeypatch):
         model = zoo.load(name, weights=False, progress=False)
         assert model.name == name
         assert model.count_params() == zoo.info(name)["parameters"]
-        assert model.input_shape == (None, 256, 256, 3)
-        assert model.output_shape == (None, 256, 256, 1)
+        h, w = zoo.info(name)["input_size"]  # what the preset was trained at
+        assert model.input_shape == (None, h, w, 3)
+        assert model.output_shape == (None, h, w, 1)
 
 
 def test_untrained_preset_says_so(untrained_registry):
@@ -120,7 +124,7 @@ def test_local_zoo_dir_is_the_checkout_or_the_override(monkeypatch, tmp_path):
     # Only preset folders and the maintainer files live in zoo/: no test
     # weights are ever committed there.
     committed = {p.name for p in (REPO_ROOT / "zoo").iterdir()}
-    assert committed <= set(PRESETS) | {"README.md", "add_preset.py", "publish.py"}
+    assert committed <= set(PRESETS) | {"README.md", "add_preset.py", "publish.py", "refresh_cards.py"}
 
 
 @pytest.mark.parametrize(
@@ -345,6 +349,78 @@ def test_add_preset_checks_architecture_and_metrics(zoo_presets, tmp_path):
                zoo_dir=tmp_path / "zoo", update_architecture=True, log=lambda *_: None)
     updated = registry_lib.load_registry(registry).get("tiny_pu")
     assert updated.class_name == "ResUNet" and updated.has_weights
+
+
+def test_add_preset_records_the_trained_input_size(zoo_presets, tmp_path):
+    registry = zoo_presets.registry_copy(tmp_path / "registry.json")
+    trained = tmp_path / "tiny_pu_48.keras"
+    tiny = zoo_presets.models["tiny_pu"]
+    bigger = keras_pu.models.PUUNet(**dict(tiny.get_config(), input_shape=(48, 48, 3)))
+    bigger.set_weights(tiny.get_weights())
+    bigger.save(trained)
+    inputs = zoo_presets.root / "inputs"
+    args = (trained, inputs / "tiny_pu_metrics.json", inputs / "tiny_pu_recipe.json")
+    kwargs = dict(registry_path=registry, zoo_dir=tmp_path / "zoo", log=lambda *_: None)
+    # A preset declared 32x32 but trained at 48x48 would be fed images at
+    # the wrong scale: an error unless recorded on purpose.
+    with pytest.raises(ZooError, match="trained at 48x48, registry input size 32x32"):
+        add_preset("tiny_pu", *args, **kwargs)
+    add_preset("tiny_pu", *args, update_architecture=True, **kwargs)
+    preset = registry_lib.load_registry(registry).get("tiny_pu")
+    assert list(preset.input_size) == [48, 48]
+    assert preset.input_shape == (48, 48, 3)
+
+
+def test_metrics_of_keras_pu_evaluate_include_the_false_positive_rates(tmp_path):
+    from keras_pu.metrics import SegmentationEvaluator
+
+    evaluator = SegmentationEvaluator(compute_hd95=False)
+    lesion = np.zeros((8, 8), bool)
+    lesion[2:6, 2:6] = True
+    empty = np.zeros((8, 8), bool)
+    evaluator.add("a", lesion, lesion, metadata={"class": "benign"})
+    evaluator.add("b", lesion, empty, metadata={"class": "normal"})  # false positive
+    evaluator.add("c", empty, empty, metadata={"class": "normal"})
+    path = tmp_path / "metrics.json"
+    evaluator.write_json(path, extra={"split": "test"})
+    summary = summarize_metrics(json.loads(path.read_text()), path)
+    assert summary["values"]["fpr_empty"] == pytest.approx(0.5)
+    assert summary["values"]["fpr_normal"] == pytest.approx(0.5)
+    assert summary["num_images"] == 3 and summary["split"] == "test"
+
+
+def test_cards_compare_presets_experiments_and_the_paper(zoo_presets, tmp_path):
+    shutil.copytree(zoo_presets.zoo_dir, tmp_path / "zoo")
+    registry_path = zoo_presets.registry_copy(tmp_path / "registry.json")
+    registry = registry_lib.load_registry(registry_path)
+    registry.update_dataset("kvasir_seg", experiments=[{
+        "label": "PU-UNet + SelfReg", "runs": "3 (seeds 1, 2, 3)", "note": "Seeds differ.",
+        "metrics": {"dice": {"mean": 0.8123, "std": 0.0211}},
+    }])
+    registry.update_preset("tiny_pu", training={
+        "hardware": "2 CPU cores", "backend": "jax", "image_size": [32, 32],
+        "epochs": 3, "seed": 7, "wall_minutes": 2.0})
+    registry.update_preset("tiny_pu", hub={"repo_id": "keras-pu-test/tiny_pu", "revision": "a" * 40})
+    registry.save()
+    old = registry.get("tiny_pu").files["README.md"]
+    tiny = ["tiny_pu", "tiny_res"]
+    changed = refresh_cards(registry_path, tmp_path / "zoo", None, log=lambda *_: None, names=tiny)
+    assert sorted(changed) == ["tiny_pu", "tiny_res"]
+    refreshed = registry_lib.load_registry(registry_path).get("tiny_pu")
+    text = (tmp_path / "zoo" / "tiny_pu" / "README.md").read_text()
+    assert "| `tiny_pu` (this model) | 1 (seed 7) | 0.830 |" in text
+    assert "| `tiny_res` | 1 | 0.830 |" in text
+    assert "| PU-UNet + SelfReg | 3 (seeds 1, 2, 3) | 0.812 ± 0.021 |" in text
+    assert "| PU-UNet paper (arXiv 2606.20035), Kvasir-SEG | — | 0.959 |" in text
+    assert "for 3 epochs at 32x32" in text
+    # The card is a file of the preset: its checksum follows, and the old
+    # pinned revision no longer holds these files.
+    assert refreshed.files["README.md"] != old
+    assert refreshed.files["README.md"].sha256 == registry_lib.FileRecord(
+        **integrity.file_record(
+            tmp_path / "zoo" / "tiny_pu" / "README.md")).sha256
+    assert refreshed.revision is None
+    assert refresh_cards(registry_path, tmp_path / "zoo", None, log=lambda *_: None, names=tiny) == []
 
 
 # -- phantoms ----------------------------------------------------------------

@@ -48,6 +48,12 @@ def main(argv=None):
         help="record the trained model's architecture if it differs from "
         "the registry's (otherwise that is an error)",
     )
+    parser.add_argument(
+        "--training",
+        help="JSON file describing how the weights were trained (hardware, "
+        "backend, image_size, epochs, seed, wall_minutes, note), for the card; "
+        "scripts/summarize_runs.py writes one per run",
+    )
     parser.add_argument("--registry", help="registry JSON (default: the checkout's)")
     parser.add_argument("--zoo-dir", help="preset folders (default: zoo/)")
     parser.add_argument(
@@ -59,6 +65,11 @@ def main(argv=None):
     from keras_pu.zoo.errors import ZooError
     from keras_pu.zoo.packaging import add_preset
 
+    import json
+
+    training = None
+    if args.training:
+        training = json.loads(pathlib.Path(args.training).read_text(encoding="utf-8"))
     recipe = args.recipe or ROOT / "keras_pu" / "training" / "recipes" / f"{args.preset}.json"
     try:
         add_preset(
@@ -70,6 +81,7 @@ def main(argv=None):
             zoo_dir=args.zoo_dir or ROOT / "zoo",
             readme_path=args.readme or None,
             update_architecture=args.update_architecture,
+            training=training,
         )
     except ZooError as e:
         print(f"add_preset: error: {e}", file=sys.stderr)

@@ -119,7 +119,7 @@ def model_card(registry, name):
         "## Results",
         "",
     ]
-    lines += _results_section(preset)
+    lines += _results_section(registry, preset)
     lines += [
         "",
         "## Architecture",
@@ -162,7 +162,7 @@ def _preprocessing_text(preset):
     )
 
 
-def _results_section(preset):
+def _results_section(registry, preset):
     ref = preset.dataset.paper_reference
     ref_values = ", ".join(
         f"{metric_name(k)} {v:g}" for k, v in ref["metrics"].items()
@@ -184,7 +184,88 @@ def _results_section(preset):
     rows = ["| Metric | Value |", "|---|---|"]
     for key, value in metrics["values"].items():
         rows.append(f"| {metric_name(key)} | {value:.4f} |")
-    return [head + ":", ""] + rows + ["", paper]
+    lines = [head + ":", ""] + rows + [""]
+    lines += comparison_table(registry, preset.dataset, highlight=preset.name)
+    lines += ["", paper]
+    if preset.training:
+        lines += ["", "**Compute.** " + training_text(preset.training)]
+    return lines
+
+
+# Columns of the comparison tables, in order, when any row has them.
+COMPARISON_METRICS = ("dice", "iou", "hd95", "fpr_normal")
+
+
+def comparison_table(registry, dataset, highlight=None):
+    """Markdown lines comparing, on one dataset, every trained preset, the
+    dataset's recorded experiments (mean ± std over runs) and the paper."""
+    presets = [
+        p for p in registry.presets.values()
+        if p.dataset.key == dataset.key and p.metrics
+    ]
+    experiments = list(dataset.experiments)
+    keys = [
+        k for k in COMPARISON_METRICS
+        if any(k in p.metrics["values"] for p in presets)
+        or any(k in row["metrics"] for row in experiments)
+    ]
+    if not keys:
+        return []
+    lines = [
+        f"Test-split results on {dataset_label(dataset)}, this library:",
+        "",
+        "| Model | Runs | " + " | ".join(metric_name(k) for k in keys) + " |",
+        "|---|---|" + "---|" * len(keys),
+    ]
+
+    def fmt(value):
+        if value is None:
+            return "—"
+        if isinstance(value, dict):
+            if value.get("mean") is None:
+                return "—"
+            std = value.get("std")
+            return f"{value['mean']:.3f}" + (f" ± {std:.3f}" if std is not None else "")
+        return f"{value:.3f}"
+
+    for p in presets:
+        name = f"`{p.name}`" + (" (this model)" if p.name == highlight else "")
+        seed = (p.training or {}).get("seed")
+        runs = f"1 (seed {seed})" if seed is not None else "1"
+        cells = [fmt(p.metrics["values"].get(k)) for k in keys]
+        lines.append(f"| {name} | {runs} | " + " | ".join(cells) + " |")
+    for row in experiments:
+        cells = [fmt(row["metrics"].get(k)) for k in keys]
+        lines.append(f"| {row['label']} | {row.get('runs', '')} | " + " | ".join(cells) + " |")
+    ref = dataset.paper_reference
+    cells = [fmt(ref["metrics"].get(k)) for k in keys]
+    lines.append(
+        f"| {ref['model']} paper ({ref['source']}), {ref['dataset']} | — | "
+        + " | ".join(cells) + " |"
+    )
+    notes = [row["note"] for row in experiments if row.get("note")]
+    if experiments:
+        lines += ["", "Mean ± standard deviation over runs (seeds). " + " ".join(notes)]
+    return lines
+
+
+def training_text(training):
+    """One sentence on how a preset was trained (from its registry entry)."""
+    parts = []
+    if training.get("hardware"):
+        parts.append(f"trained on {training['hardware']}")
+    if training.get("backend"):
+        parts.append(f"with the {training['backend']} backend")
+    if training.get("epochs"):
+        size = training.get("image_size")
+        at = f" at {size[0]}x{size[1]}" if size else ""
+        parts.append(f"for {training['epochs']} epochs{at}")
+    if training.get("wall_minutes"):
+        parts.append(f"in {training['wall_minutes']:.0f} minutes")
+    text = "These weights were " + ", ".join(parts) + "."
+    if training.get("note"):
+        text += " " + training["note"]
+    return text
 
 
 def dataset_label(dataset):

@@ -36,6 +36,11 @@ from keras_pu.zoo import integrity
 from keras_pu.zoo import registry as registry_lib
 from keras_pu.zoo.errors import ZooError
 
+# `keras-pu evaluate` names the image-level false-positive rate on images
+# whose ground truth is empty `empty_gt_false_positive_rate`; the registry
+# and the cards call it fpr_empty.
+METRIC_ALIASES = {"empty_gt_false_positive_rate": "fpr_empty"}
+
 # Metrics that are fractions: a value outside [0, 1] is a wrong file.
 FRACTION_METRICS = (
     "dice", "iou", "precision", "recall", "fpr_normal", "fpr_empty",
@@ -60,6 +65,7 @@ def summarize_metrics(data, path):
         container, only_known = data, True
     values = {}
     for key, value in container.items():
+        key = METRIC_ALIASES.get(key, key)
         if only_known and key not in cards.METRIC_NAMES:
             continue
         if isinstance(value, dict):
@@ -75,6 +81,14 @@ def summarize_metrics(data, path):
                 "the output of `keras-pu evaluate`?"
             )
         values[key] = value
+    # BUSI: the evaluator's per-class figures give the rate on the "normal"
+    # (lesion-free) images, the figure the PU-UNet paper reports.
+    by_group = data.get("by_group")
+    normal = by_group.get("normal") if isinstance(by_group, dict) else None
+    if isinstance(normal, dict):
+        rate = normal.get("empty_gt_false_positive_rate")
+        if isinstance(rate, (int, float)) and not isinstance(rate, bool):
+            values["fpr_normal"] = float(rate)
     if "dice" not in values:
         raise ZooError(
             f"{path}: no 'dice' value found (expected {{\"metrics\": "
@@ -106,6 +120,7 @@ def add_preset(
     zoo_dir=None,
     readme_path=None,
     update_architecture=False,
+    training=None,
     log=print,
 ):
     """Builds `zoo_dir/<name>/` from a trained model and records it in the
@@ -122,6 +137,9 @@ def add_preset(
         readme_path: a README whose presets table is regenerated (optional).
         update_architecture: if the trained model's architecture differs
             from the registry's, record the trained one instead of failing.
+        training: optional dict describing how the weights were trained
+            (`hardware`, `backend`, `image_size`, `epochs`, `seed`,
+            `wall_minutes`, `note`), shown in the model card.
         log: function that prints progress lines.
 
     Returns:
@@ -172,7 +190,7 @@ def add_preset(
     keras.config.set_dtype_policy("float32")
     try:
         trained = _load_trained(model_path)
-        architecture = _checked_architecture(
+        architecture, input_size = _checked_architecture(
             trained, preset, update_architecture, model_path, log
         )
         model = _canonical_model(trained, architecture, name)
@@ -184,9 +202,11 @@ def add_preset(
             shutil.copyfile(recipe_path, folder / "recipe.json")
             entry = {
                 "architecture": architecture,
+                "input_size": input_size,
                 "parameters": int(model.count_params()),
                 "metrics": metrics,
                 "hub": {"repo_id": preset.repo_id, "revision": None},
+                "training": training,
             }
             # The card is generated from the updated entry (files are filled
             # in afterwards: the card does not list its own checksum).
@@ -208,10 +228,65 @@ def add_preset(
 
     registry.save()
     log(f"{name}: wrote {target} and updated {registry.path} (not published yet)")
+    # The cards of the other presets on this dataset compare against this
+    # one: regenerate them too.
+    siblings = [
+        p.name for p in registry.presets.values()
+        if p.dataset.key == preset.dataset.key and p.name != name
+    ]
+    refresh_cards(registry.path, zoo_dir, None, log, names=siblings)
     if readme_path is not None:
         if cards.update_readme(pathlib.Path(readme_path), registry):
             log(f"{name}: updated the presets table in {readme_path}")
     return target
+
+
+def refresh_cards(
+    registry_path=None, zoo_dir=None, readme_path=None, log=print, names=None
+):
+    """Regenerates the model card of every trained preset from the registry
+    (after its metrics, training notes or the dataset's experiments changed)
+    and records the new card's sha256. A preset whose card changed is no
+    longer what its pinned Hub revision holds, so its revision is reset
+    until `zoo/publish.py` uploads it again.
+
+    Args:
+        names: only these presets (default: every trained one). A named
+            preset whose folder is missing is skipped with a message;
+            without `names`, a missing folder is an error.
+
+    Returns:
+        The names of the presets whose card changed.
+    """
+    registry = registry_lib.load_registry(registry_path)
+    zoo_dir = pathlib.Path(zoo_dir) if zoo_dir else registry_lib.local_zoo_dir()
+    changed = []
+    for preset in list(registry.presets.values()):
+        if not preset.has_weights or (names is not None and preset.name not in names):
+            continue
+        card_path = zoo_dir / preset.name / "README.md"
+        if not card_path.parent.is_dir():
+            if names is not None:
+                log(f"{preset.name}: no folder {card_path.parent}; card not refreshed")
+                continue
+            raise ZooError(
+                f"{preset.name} has weights in the registry but no folder "
+                f"{card_path.parent}; restore it from git or run add_preset."
+            )
+        text = cards.model_card(registry, preset.name)
+        if card_path.is_file() and card_path.read_text(encoding="utf-8") == text:
+            continue
+        card_path.write_text(text, encoding="utf-8")
+        files = dict(registry.data["presets"][preset.name]["files"])
+        files["README.md"] = integrity.file_record(card_path)
+        hub = {"repo_id": preset.repo_id, "revision": None}
+        registry.update_preset(preset.name, files=files, hub=hub)
+        changed.append(preset.name)
+        log(f"{preset.name}: regenerated {card_path}")
+    registry.save()
+    if readme_path is not None and cards.update_readme(pathlib.Path(readme_path), registry):
+        log(f"updated the presets table in {readme_path}")
+    return changed
 
 
 def _existing(path, what):
@@ -244,12 +319,26 @@ def _load_trained(model_path):
 
 
 def _checked_architecture(trained, preset, update, model_path, log):
+    """(architecture, input size) to record for the preset: the registry's,
+    or with `update` the trained model's where they differ."""
     import keras
 
     config = keras.saving.serialize_keras_object(trained)
     problems = registry_lib.architecture_differences(config, preset.architecture)
+    # The spatial size is not architecture (the U-Nets are fully
+    # convolutional), but it is the size the preset was trained at and the
+    # size `load` builds it for: a preset trained at 128x128 but declared
+    # 256x256 would see its objects twice as large as in training.
+    trained_size = _trained_input_size(config["config"])
+    size = list(preset.input_size)
+    if trained_size is not None and trained_size != size:
+        problems.append(
+            f"trained at {trained_size[0]}x{trained_size[1]}, registry input "
+            f"size {size[0]}x{size[1]}"
+        )
+        size = trained_size
     if not problems:
-        return preset.architecture
+        return preset.architecture, list(preset.input_size)
     if not update:
         raise ZooError(
             f"{model_path} is not the architecture the registry gives preset "
@@ -262,11 +351,20 @@ def _checked_architecture(trained, preset, update, model_path, log):
         for k, v in config["config"].items()
         if k not in registry_lib.NON_ARCHITECTURE_KEYS
     }
-    h, w = preset.input_size
     channels = inner["input_shape"][-1]
-    inner["input_shape"] = [h, w, channels]
+    inner["input_shape"] = [size[0], size[1], channels]
     log(f"{preset.name}: recording the trained architecture ({'; '.join(problems)})")
-    return {"class_name": config["class_name"], "config": json.loads(json.dumps(inner))}
+    architecture = {"class_name": config["class_name"], "config": json.loads(json.dumps(inner))}
+    return architecture, size
+
+
+def _trained_input_size(config):
+    """[height, width] of a serialised U-Net's input, or None if dynamic."""
+    shape = config.get("input_shape")
+    if not shape or len(shape) != 3:
+        return None
+    h, w = (shape[1], shape[2]) if config.get("data_format") == "channels_first" else (shape[0], shape[1])
+    return [int(h), int(w)] if h and w else None
 
 
 def _canonical_model(trained, architecture, name):

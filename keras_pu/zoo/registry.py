@@ -70,6 +70,10 @@ class Dataset:
     data_note: str
     licence: str
     paper_reference: dict
+    # Measured comparisons on this dataset that are not presets themselves
+    # (several seeds, SelfReg on/off): rows of {"label", "runs", "note",
+    # "metrics": {name: {"mean", "std"}}}. Shown in the model cards.
+    experiments: tuple = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +95,9 @@ class Preset:
     revision: str | None
     files: dict
     metrics: dict | None
+    # How the weights were trained (hardware, backend, image size, epochs,
+    # wall time), for the model card; None when unknown or untrained.
+    training: dict | None = None
 
     @property
     def has_weights(self):
@@ -135,7 +142,11 @@ class Registry:
         self.weights_terms = data["weights_terms"]
         self.hub_licence = dict(data["hub_licence"])
         self.datasets = {
-            key: Dataset(key=key, **entry)
+            key: Dataset(
+                key=key,
+                **{k: v for k, v in entry.items() if k != "experiments"},
+                experiments=tuple(entry.get("experiments", ())),
+            )
             for key, entry in data["datasets"].items()
         }
         self.presets = {
@@ -174,6 +185,15 @@ class Registry:
             raise UnknownPresetError(unknown_preset_message(name, self))
         data = json.loads(json.dumps(self.data))  # deep copy
         data["presets"][name].update(fields)
+        self.__init__(data, self.path)
+
+    def update_dataset(self, key, **fields):
+        """Sets raw JSON fields of dataset `key` (e.g. experiments=...) and
+        re-validates. Call `save()` to write the file."""
+        if key not in self.datasets:
+            raise ZooError(f"Unknown dataset {key!r}; known: {sorted(self.datasets)}.")
+        data = json.loads(json.dumps(self.data))  # deep copy
+        data["datasets"][key].update(fields)
         self.__init__(data, self.path)
 
     def save(self, path=None):
@@ -322,6 +342,7 @@ def _make_preset(name, entry, datasets):
         revision=entry["hub"]["revision"],
         files=files,
         metrics=entry["metrics"],
+        training=entry.get("training"),
     )
 
 
@@ -336,7 +357,10 @@ _PRESET_KEYS = {
     "files",
     "metrics",
 }
-_DATASET_KEYS = {f.name for f in dataclasses.fields(Dataset)} - {"key"}
+_DATASET_KEYS = {f.name for f in dataclasses.fields(Dataset)} - {
+    "key",
+    "experiments",  # optional
+}
 
 
 def _validate(data, path):
@@ -363,6 +387,9 @@ def _validate(data, path):
         missing = _DATASET_KEYS - set(entry)
         if missing:
             fail(f"dataset {key!r} lacks {sorted(missing)}")
+        for row in entry.get("experiments", []):
+            if not isinstance(row, dict) or not {"label", "metrics"} <= set(row):
+                fail(f"dataset {key!r}: each experiment needs a label and metrics")
     for name, entry in data["presets"].items():
         where = f"preset {name!r}"
         missing = _PRESET_KEYS - set(entry)
@@ -370,6 +397,8 @@ def _validate(data, path):
             fail(f"{where} lacks {sorted(missing)}")
         if entry["dataset"] not in data["datasets"]:
             fail(f"{where} names unknown dataset {entry['dataset']!r}")
+        if entry.get("training") is not None and not isinstance(entry["training"], dict):
+            fail(f"{where}: training must be an object")
         arch = entry["architecture"]
         if not isinstance(arch, dict) or set(arch) != {"class_name", "config"}:
             fail(f"{where}: architecture must be {{class_name, config}}")
