@@ -170,7 +170,7 @@ def _segment(handle, kinds, registry, out, args):
         _save(image, out / f"{kind}_image.png")
         _save((predicted * 255).astype("uint8"), out / f"{tag}_{kind}_mask.png")
         overlay_path = out / f"{tag}_{kind}_overlay.png"
-        _save(overlay(image, predicted, truth, f"{handle} — synthetic {kind.replace('_', ' ')}"), overlay_path)
+        _save(overlay(image, predicted, truth, f"{handle}: synthetic {kind.replace('_', ' ')}"), overlay_path)
         print(
             f"{handle} on the synthetic {kind.replace('_', ' ')}: Dice "
             f"{dice:.3f} against the phantom's mask -> {overlay_path}"
