@@ -89,6 +89,37 @@ def test_registry_parameters_and_architectures_build(monkeypatch):
         assert model.output_shape == (None, h, w, 1)
 
 
+def test_committed_presets_match_the_registry_and_segment(monkeypatch):
+    """Every trained preset's folder in zoo/ is exactly what the registry
+    records (so a stale card or weights file fails here, not at a user's),
+    and a trained preset segments its synthetic phantom."""
+    monkeypatch.delenv(registry_lib.REGISTRY_ENV, raising=False)
+    monkeypatch.delenv(registry_lib.ZOO_DIR_ENV, raising=False)
+    registry = registry_lib.load_registry()
+    trained = [p for p in registry.presets.values() if p.has_weights]
+    if not trained:
+        pytest.skip("no preset has trained weights in this checkout")
+    for preset in trained:
+        folder = REPO_ROOT / "zoo" / preset.name
+        assert sorted(p.name for p in folder.iterdir()) == sorted(registry_lib.PRESET_FILES)
+        for filename, record in preset.files.items():
+            assert integrity.file_record(folder / filename) == {
+                "sha256": record.sha256, "size": record.size
+            }, f"zoo/{preset.name}/{filename} differs from the registry"
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["dice"] == pytest.approx(preset.metrics["values"]["dice"])
+        assert (folder / "README.md").read_text() == cards.model_card(registry, preset.name)
+    name = "pu_unet_kvasir" if "pu_unet_kvasir" in [p.name for p in trained] else trained[0].name
+    model = zoo.load(name, progress=False)
+    h, w = registry.get(name).input_size
+    example = phantoms.generate(registry.get(name).dataset.phantom, size=h, seed=0)
+    logits = model.predict(example.image[None].astype("float32") / 255.0, verbose=0)
+    predicted = logits[0, ..., 0] > 0
+    truth = example.mask.astype(bool)
+    dice = 2 * (predicted & truth).sum() / (predicted.sum() + truth.sum())
+    assert dice > 0.5, f"{name} segments its phantom with Dice {dice:.3f}"
+
+
 def test_untrained_preset_says_so(untrained_registry):
     with pytest.raises(zoo.PresetNotTrainedError) as info:
         zoo.load("pu_unet_isic")
