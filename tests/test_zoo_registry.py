@@ -162,7 +162,8 @@ def test_local_zoo_dir_is_the_checkout_or_the_override(monkeypatch, tmp_path):
     "change, match",
     [
         (lambda e: e["hub"].update(revision="main"), "not a full commit sha"),
-        (lambda e: e["hub"].update(revision="a" * 40), "published revision but no files"),
+        (lambda e: (e.update(files={}), e["hub"].update(revision="a" * 40)),
+         "published revision but no files"),
         (lambda e: e.update(files={"config.json": {"sha256": "0" * 64, "size": 1}}), "files must list exactly"),
         (lambda e: e.update(dataset="nope"), "unknown dataset 'nope'"),
         (lambda e: e.pop("architecture"), "lacks \\['architecture'\\]"),

@@ -218,27 +218,30 @@ def comparison_table(registry, dataset, highlight=None):
         "|---|---|" + "---|" * len(keys),
     ]
 
-    def fmt(value):
+    def fmt(value, key):
+        digits = 1 if key == "hd95" else 3  # pixels vs fractions
         if value is None:
             return "—"
         if isinstance(value, dict):
             if value.get("mean") is None:
                 return "—"
             std = value.get("std")
-            return f"{value['mean']:.3f}" + (f" ± {std:.3f}" if std is not None else "")
-        return f"{value:.3f}"
+            return f"{value['mean']:.{digits}f}" + (
+                f" ± {std:.{digits}f}" if std is not None else ""
+            )
+        return f"{value:.{digits}f}"
 
     for p in presets:
         name = f"`{p.name}`" + (" (this model)" if p.name == highlight else "")
         seed = (p.training or {}).get("seed")
         runs = f"1 (seed {seed})" if seed is not None else "1"
-        cells = [fmt(p.metrics["values"].get(k)) for k in keys]
+        cells = [fmt(p.metrics["values"].get(k), k) for k in keys]
         lines.append(f"| {name} | {runs} | " + " | ".join(cells) + " |")
     for row in experiments:
-        cells = [fmt(row["metrics"].get(k)) for k in keys]
+        cells = [fmt(row["metrics"].get(k), k) for k in keys]
         lines.append(f"| {row['label']} | {row.get('runs', '')} | " + " | ".join(cells) + " |")
     ref = dataset.paper_reference
-    cells = [fmt(ref["metrics"].get(k)) for k in keys]
+    cells = [fmt(ref["metrics"].get(k), k) for k in keys]
     lines.append(
         f"| {ref['model']} paper ({ref['source']}), {ref['dataset']} | — | "
         + " | ".join(cells) + " |"
