@@ -257,7 +257,8 @@ def main(argv=None):
             label = MODEL_LABELS[g["model"]] + (" + SelfReg" if g["selfreg"] else "")
             by_dataset.setdefault(DATASET_KEYS[g["dataset"]], []).append({
                 "label": label,
-                "runs": f"{len(g['seeds'])} (seeds {', '.join(map(str, g['seeds']))})",
+                "runs": f"{len(g['seeds'])} (seed{'s' if len(g['seeds']) > 1 else ''} "
+                        f"{', '.join(map(str, g['seeds']))})",
                 "metrics": {
                     k: {"mean": m, "std": s}
                     for k, (m, s) in g["stats"].items() if m is not None
