@@ -23,6 +23,7 @@ import csv
 import datetime
 import json
 import math
+import os
 import pathlib
 import platform
 import sys
@@ -48,8 +49,6 @@ def default_hardware():
                 break
     except OSError:
         pass
-    import os
-
     return f"{os.cpu_count()} CPU cores ({cpu}), no GPU"
 
 

@@ -448,11 +448,27 @@ def test_cards_compare_presets_experiments_and_the_paper(zoo_presets, tmp_path):
     # The card is a file of the preset: its checksum follows, and the old
     # pinned revision no longer holds these files.
     assert refreshed.files["README.md"] != old
-    assert refreshed.files["README.md"].sha256 == registry_lib.FileRecord(
-        **integrity.file_record(
-            tmp_path / "zoo" / "tiny_pu" / "README.md")).sha256
+    card = integrity.file_record(tmp_path / "zoo" / "tiny_pu" / "README.md")
+    assert refreshed.files["README.md"].sha256 == card["sha256"]
     assert refreshed.revision is None
     assert refresh_cards(registry_path, tmp_path / "zoo", None, log=lambda *_: None, names=tiny) == []
+
+
+def test_add_preset_tool_names_a_bad_training_file(tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("add_preset_tool", REPO_ROOT / "zoo" / "add_preset.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    bad = tmp_path / "training.json"
+    bad.write_text("{not json")
+    argv = ["pu_unet_kvasir", "--model", "m.keras", "--metrics", "m.json",
+            "--training", str(bad), "--readme", ""]
+    assert tool.main(argv) == 1
+    assert f"cannot read the --training file {bad}" in capsys.readouterr().err
+    bad.write_text("[1, 2]")
+    assert tool.main(argv) == 1
+    assert "must hold a JSON object" in capsys.readouterr().err
 
 
 # -- phantoms ----------------------------------------------------------------

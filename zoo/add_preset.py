@@ -69,7 +69,16 @@ def main(argv=None):
 
     training = None
     if args.training:
-        training = json.loads(pathlib.Path(args.training).read_text(encoding="utf-8"))
+        try:
+            training = json.loads(pathlib.Path(args.training).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            print(f"add_preset: error: cannot read the --training file "
+                  f"{args.training}: {e}", file=sys.stderr)
+            return 1
+        if not isinstance(training, dict):
+            print(f"add_preset: error: {args.training} must hold a JSON object "
+                  "(hardware, backend, image_size, epochs, ...)", file=sys.stderr)
+            return 1
     recipe = args.recipe or ROOT / "keras_pu" / "training" / "recipes" / f"{args.preset}.json"
     try:
         add_preset(
