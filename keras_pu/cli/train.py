@@ -100,9 +100,19 @@ def add_parser(subparsers):
     p.add_argument("--patience", type=int,
                    help="early-stopping patience in epochs")
     p.add_argument("--no-early-stopping", action="store_true")
+    p.add_argument("--precision",
+                   choices=("auto", "float32", "bfloat16", "float16"),
+                   help="compute precision (default: the recipe's, 'auto' "
+                   "in the shipped recipes: bf16 where the GPU, TPU or CPU "
+                   "(AVX512-BF16/AMX with oneDNN) runs it fast, float32 "
+                   "otherwise; the choice is printed)")
     p.add_argument("--dtype-policy",
-                   choices=("float32", "mixed_float16", "mixed_bfloat16"),
-                   help="mixed precision")
+                   choices=("auto", "float32", "mixed_float16",
+                            "mixed_bfloat16"),
+                   help="the Keras dtype policy itself (as --precision)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads of the backend (default: the "
+                   "backend's, usually one per core)")
     p.add_argument("--steps-per-epoch", type=int)
     p.add_argument("--set", type=_setting, action="append", default=[],
                    metavar="KEY=VALUE", dest="settings",
@@ -180,6 +190,12 @@ def build_recipe(args):
         value = getattr(args, flag)
         if value is not None:
             changes.append((f"--{flag.replace('_', '-')}", key, value))
+    if args.precision is not None:
+        from keras_pu.hardware import dtype_policy_for
+
+        changes.append(("--precision", "training.dtype_policy",
+                        "auto" if args.precision == "auto"
+                        else dtype_policy_for(args.precision)))
     if args.no_early_stopping:
         changes.append(("--no-early-stopping", "early_stopping.enabled",
                         False))
@@ -222,6 +238,13 @@ def run(args):
     from keras_pu.training.trainer import train
 
     try:
+        if args.threads is not None:
+            from keras_pu.hardware import set_threads
+
+            try:
+                set_threads(args.threads)
+            except ValueError as e:
+                raise TrainingError(f"--threads: {e}") from None
         recipe = build_recipe(args)
         if args.print_recipe:
             if recipe is None:

@@ -41,7 +41,9 @@ MODEL_CLASSES = ("PUUNet", "ResUNet", "ResidualUNet")
 DATA_LAYOUTS = ("auto", "kvasir-seg", "busi", "isic2018", "isic2017", "folder")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("cosine", "constant")
-DTYPE_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
+# "auto": keras_pu.hardware.choose_precision() picks one when a run starts
+# (and the run's recipe.json records the policy it picked).
+DTYPE_POLICIES = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 RECIPES_DIR = pathlib.Path(__file__).resolve().parent / "recipes"
 
 
@@ -162,8 +164,10 @@ SCHEMA = {
                                   check=_positive),
         "seed": _Field(int, 42, "seed of keras.utils.set_random_seed, the "
                        "shuffling and the augmentation"),
-        "dtype_policy": _Field(str, "float32", "Keras dtype policy "
-                               "(mixed precision)", choices=DTYPE_POLICIES),
+        "dtype_policy": _Field(str, "auto", "Keras dtype policy (mixed "
+                               "precision); 'auto': the fastest safe one "
+                               "for the hardware (keras_pu.hardware)",
+                               choices=DTYPE_POLICIES),
         "monitor": _Field(str, "val_dice", "the log entry that picks the best "
                           "checkpoint and drives early stopping (max for "
                           "scores, min for losses)"),

@@ -28,6 +28,7 @@ import sys
 
 import keras
 
+from keras_pu.hardware import choose_precision
 from keras_pu.training.callbacks import BEST_CHECKPOINT
 from keras_pu.training.callbacks import LAST_CHECKPOINT
 from keras_pu.training.callbacks import LearningRateLogger
@@ -298,6 +299,11 @@ def _resolve_run(recipe, run_dir, resume, data_path):
             "Check --output, or start the run without --resume."
         )
     saved = Recipe.from_file(recipe_file)
+    if recipe is not None and recipe["training"]["dtype_policy"] == "auto":
+        # The run picked its precision when it started: keep it.
+        recipe = recipe.replace(
+            {"training.dtype_policy": saved["training"]["dtype_policy"]}
+        )
     if recipe is not None:
         changed = saved.differences(recipe, ignore=("name", "description",
                                                     "data"))
@@ -380,6 +386,14 @@ def train(
             "recipe)."
         )
     data_path = pathlib.Path(data_path).expanduser().resolve()
+    if recipe["training"]["dtype_policy"] == "auto":
+        choice = choose_precision()
+        recipe = recipe.replace({"training.dtype_policy": choice.policy})
+        print(
+            f"Precision: {choice.policy} (auto: {choice.reason}). "
+            "Override with --precision.",
+            flush=True,
+        )
 
     training = recipe["training"]
     distribution = make_distribution(distribute, training["batch_size"])
