@@ -129,6 +129,11 @@ def add_parser(subparsers):
     p.add_argument("--limit", type=int, metavar="N",
                    help="use only the first N images of each split (smoke "
                    "runs)")
+    p.add_argument("--cache", default="memory", metavar="memory|none|DIR",
+                   help="decode and resize each image once per run into "
+                   "memory (default), into memory-mapped files in DIR "
+                   "(reused by later runs and resumes), or not at all "
+                   "('none': decode every batch)")
     p.add_argument("--workers", type=int,
                    help="input-pipeline worker threads")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
@@ -265,6 +270,7 @@ def run(args):
             verbose="auto" if args.verbose is None else args.verbose,
             limit=args.limit,
             workers=args.workers,
+            cache=None if args.cache == "none" else args.cache,
         )
     except (RecipeError, TrainingError, DatasetError) as e:
         print(f"keras-pu train: error: {e}", file=sys.stderr)

@@ -12,6 +12,7 @@ from keras_pu.data.io import image_size
 from keras_pu.data.io import read_image
 from keras_pu.data.io import read_mask
 from keras_pu.data.augment import SegmentationAugmentation
+from keras_pu.data.cache import DecodedCache
 from keras_pu.data.pipeline import LabelledBatch
 from keras_pu.data.pipeline import SegmentationSequence
 from keras_pu.data.pipeline import labelled_batches
@@ -35,6 +36,7 @@ __all__ = [
     "read_image",
     "read_mask",
     "SegmentationAugmentation",
+    "DecodedCache",
     "LabelledBatch",
     "SegmentationSequence",
     "labelled_batches",

@@ -335,6 +335,7 @@ def train(
     limit=None,
     workers=None,
     callbacks=None,
+    cache="memory",
 ):
     """Trains a model from a recipe; returns a summary dict.
 
@@ -352,6 +353,10 @@ def train(
         workers: input-pipeline worker threads (default: the pipeline's).
         callbacks: extra Keras callbacks, run after the run's own (the
             checkpoint of an epoch is written before they see it).
+        cache: where the decoded, resized images live: `"memory"` (the
+            default: each file is decoded once per run), a folder
+            (memory-mapped files, reused across runs and resumes) or
+            `None` (decode every batch; for datasets larger than memory).
 
     Returns:
         dict with `output_dir`, `model_path`, `epochs_completed`, `best`
@@ -404,14 +409,15 @@ def train(
         if distribution is not None:
             keras.distribution.set_distribution(distribution)
         return _train(recipe, run_dir, state, run_info, data_path, resume,
-                      distribute, verbose, limit, workers, callbacks or [])
+                      distribute, verbose, limit, workers, callbacks or [],
+                      cache)
     finally:
         if distribution is not None:
             keras.distribution.set_distribution(previous_distribution)
 
 
 def _train(recipe, run_dir, state, run_info, data_path, resume, distribute,
-           verbose, limit, workers, extra_callbacks):
+           verbose, limit, workers, extra_callbacks, cache):
     from keras_pu.training.pipeline import make_sequences
 
     training = recipe["training"]
@@ -436,6 +442,7 @@ def _train(recipe, run_dir, state, run_info, data_path, resume, distribute,
     train_seq, val_seq = make_sequences(
         recipe, splits["train"], splits["val"], workers=workers,
         initial_epoch=initial_epoch,
+        cache=cache,
         batch_multiple=(
             1 if distribution is None else distribution.device_mesh.devices.size
         ),
