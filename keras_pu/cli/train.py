@@ -4,14 +4,6 @@ import argparse
 import json
 import pathlib
 
-MODEL_ALIASES = {
-    "pu_unet": "PUUNet",
-    "puunet": "PUUNet",
-    "resunet": "ResUNet",
-    "res_unet": "ResUNet",
-    "residualunet": "ResidualUNet",
-}
-
 EXAMPLES = """\
 examples:
   keras-pu train --recipe pu_unet_kvasir --data data/Kvasir-SEG --output runs/pu_kvasir
@@ -41,15 +33,15 @@ def _image_size(text):
 
 
 def _model_class(text):
-    key = text.replace("-", "_").lower()
-    if key in MODEL_ALIASES:
-        return MODEL_ALIASES[key]
-    if text in ("PUUNet", "ResUNet", "ResidualUNet"):
-        return text
-    raise argparse.ArgumentTypeError(
-        f"unknown model {text!r}; choose pu_unet or resunet (or the class "
-        "names PUUNet, ResUNet, ResidualUNet)"
-    )
+    """The registered class name for a --model spelling (class name or
+    alias, see keras_pu.models.registry)."""
+    from keras_pu.models.registry import UnknownModelError
+    from keras_pu.models.registry import get_model_spec
+
+    try:
+        return get_model_spec(text).name
+    except UnknownModelError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _setting(text):
@@ -79,7 +71,8 @@ def add_parser(subparsers):
     p.add_argument("--recipe", help="preset recipe name (e.g. pu_unet_kvasir) "
                    "or path of a recipe JSON file")
     p.add_argument("--model", type=_model_class,
-                   help="model: pu_unet or resunet (replaces the recipe's)")
+                   help="model: a registered class name or alias, e.g. "
+                   "pu_unet or resunet (replaces the recipe's)")
     p.add_argument("--data", metavar="PATH",
                    help="dataset folder in its official layout (Kvasir-SEG, "
                    "BUSI, ISIC 2017/2018) or images/ + masks/")

@@ -372,16 +372,18 @@ def _canonical_model(trained, architecture, name):
     trained weights (layer by layer, by name)."""
     import keras
 
-    from keras_pu.zoo.loading import UNET_CLASSES
+    from keras_pu.models.registry import UnknownModelError
+    from keras_pu.models.registry import get_model_spec
 
-    registered = f"keras_pu>{architecture['class_name']}"
-    if registered not in UNET_CLASSES:
-        raise ZooError(f"Unsupported preset class {architecture['class_name']}.")
+    try:
+        spec = get_model_spec(architecture["class_name"])
+    except UnknownModelError as e:
+        raise ZooError(f"Unsupported preset class: {e}") from None
     model = keras.saving.deserialize_keras_object(
         {
-            "module": "keras_pu.models.residual_unet",
-            "class_name": architecture["class_name"],
-            "registered_name": registered,
+            "module": spec.module,
+            "class_name": spec.name,
+            "registered_name": spec.registered_name,
             "config": dict(architecture["config"], name=name),
         },
         safe_mode=True,
