@@ -34,9 +34,6 @@ sys.path.insert(0, str(ROOT))
 METRICS = ("dice", "iou", "hd95", "fpr_normal")
 HEADERS = {"dice": "Dice", "iou": "IoU", "hd95": "HD95 (px)",
            "fpr_normal": "FPR normal"}
-# Registry dataset keys by the dataset names `keras-pu evaluate` writes.
-DATASET_KEYS = {"Kvasir-SEG": "kvasir_seg", "BUSI": "busi",
-                "ISIC 2017 Part 1": "isic2017"}
 
 
 def model_label(class_name):
@@ -252,6 +249,7 @@ def main(argv=None):
         print(f"updated {readme}", file=sys.stderr)
 
     if args.registry:
+        from keras_pu.data.dataset_registry import display_name_keys
         from keras_pu.zoo.registry import load_registry
 
         registry = load_registry(ROOT / "keras_pu" / "zoo" / "registry.json")
@@ -260,7 +258,9 @@ def main(argv=None):
             if len(g["seeds"]) < 2 and not g["selfreg"]:
                 continue  # a single plain run is the preset itself
             label = model_label(g["model"]) + (" + SelfReg" if g["selfreg"] else "")
-            by_dataset.setdefault(DATASET_KEYS[g["dataset"]], []).append({
+            # Registry dataset keys by the dataset names `keras-pu evaluate`
+            # writes.
+            by_dataset.setdefault(display_name_keys()[g["dataset"]], []).append({
                 "label": label,
                 "runs": f"{len(g['seeds'])} (seed{'s' if len(g['seeds']) > 1 else ''} "
                         f"{', '.join(map(str, g['seeds']))})",

@@ -37,7 +37,6 @@ import json
 import math
 import pathlib
 
-DATA_LAYOUTS = ("auto", "kvasir-seg", "busi", "isic2018", "isic2017", "folder")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("cosine", "constant")
 DTYPE_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -129,6 +128,12 @@ def _model_classes():
     return tuple(list_models())
 
 
+def _data_layouts():
+    from keras_pu.data.dataset_registry import layout_names
+
+    return ("auto",) + layout_names()
+
+
 def _probability(v):
     return None if 0 < v < 1 else "must be in (0, 1)"
 
@@ -147,11 +152,12 @@ SCHEMA = {
     },
     "data": {
         "layout": _Field(str, "auto", "dataset layout ('auto': detect from "
-                         "the folder)", choices=DATA_LAYOUTS),
+                         "the folder)", choices=_data_layouts),
         "path": _Field((str, type(None)), None,
                        "dataset folder (null: given on the command line)"),
         "split": _Field((str, type(None)), "auto",
-                        "committed split ('kvasir-seg', 'busi', 'isic2017'), "
+                        "committed split (a dataset key with a split file: "
+                        "keras_pu.data.SPLIT_DATASETS), "
                         "a split file path, 'auto' (the layout's committed "
                         "split when there is one) or null (a seeded random "
                         "split by val_fraction/test_fraction)"),
