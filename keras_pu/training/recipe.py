@@ -37,14 +37,13 @@ import json
 import math
 import pathlib
 
+from keras_pu.training.errors import RecipeError
+from keras_pu.training.pipeline import check_augmentation
+
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("cosine", "constant")
 DTYPE_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 RECIPES_DIR = pathlib.Path(__file__).resolve().parent / "recipes"
-
-
-class RecipeError(ValueError):
-    """A recipe is malformed; the message names the file and the key."""
 
 
 class _Field:
@@ -446,8 +445,6 @@ class Recipe:
                 f"{src}: 'schedule.min_lr_ratio' must be <= 1; got "
                 f"{schedule['min_lr_ratio']}."
             )
-        from keras_pu.training.pipeline import check_augmentation
-
         check_augmentation(self._data["augmentation"], src)
         loss = self._data["loss"]
         if loss["bce_weight"] == 0 and loss["dice_weight"] == 0:
