@@ -183,3 +183,20 @@ def test_the_checker_catches_deferred_upward_imports():
     assert arrows_against_layering(
         {"keras_pu.layers.product_unit": {"keras_pu.models.registry"}}
     ) == ["keras_pu.layers.product_unit -> keras_pu.models.registry"]
+
+
+def test_the_package_never_imports_the_maintainer_tools():
+    """tools/ (registry, cards and README writers, publishing) exists only in
+    a source checkout; the installed package must not need it."""
+    users = []
+    for name, path in all_modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            else:
+                continue
+            if any(n == "tools" or n.startswith("tools.") for n in names):
+                users.append(name)
+    assert not users, f"keras_pu modules importing tools/: {users}"

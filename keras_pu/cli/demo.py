@@ -5,7 +5,7 @@ overlay PNGs.
     keras-pu demo --preset pu_unet_kvasir  # one preset, on its modality's phantom
     keras-pu demo --preset hf://org/repo --phantoms polyp,skin_lesion
 
-The images are synthetic phantoms made by `keras_pu.zoo.phantoms` (a skin
+The images are synthetic phantoms made by `keras_pu.data.phantoms` (a skin
 lesion, a polyp, a breast-ultrasound tumour, with known masks): the real
 datasets cannot be redistributed, and the demo needs nothing but the
 preset's weights. For each image it writes, in --out:
@@ -25,7 +25,7 @@ import sys
 DEFAULT_OUT = "keras-pu-demo"
 
 
-# Same names as keras_pu.zoo.phantoms.KINDS, written out so that building
+# Same names as keras_pu.data.phantoms.KINDS, written out so that building
 # the parser does not import Keras (a test checks they agree).
 PHANTOM_KINDS = ("skin_lesion", "polyp", "ultrasound_tumour")
 
@@ -70,7 +70,7 @@ def run(args):
 
 
 def _run(args):
-    from keras_pu.zoo import phantoms
+    from keras_pu.data import phantoms
     from keras_pu.zoo import registry as registry_lib
 
     registry = registry_lib.load_registry()
@@ -88,7 +88,7 @@ def _run(args):
     out.mkdir(parents=True, exist_ok=True)
     print(
         "keras-pu demo: the images are SYNTHETIC phantoms from "
-        "keras_pu.zoo.phantoms (no patient data); Dice on them shows the "
+        "keras_pu.data.phantoms (no patient data); Dice on them shows the "
         "pipeline works, not clinical accuracy.\n"
     )
     written = 0
@@ -149,7 +149,7 @@ def _segment(handle, kinds, registry, out, args):
     import numpy as np
 
     from keras_pu.inference import overlay
-    from keras_pu.zoo import phantoms
+    from keras_pu.data import phantoms
     from keras_pu.zoo.loading import load
 
     model = load(handle, progress=not args.quiet)

@@ -37,6 +37,7 @@ import json
 import math
 import pathlib
 
+from keras_pu.selfreg import defaults as selfreg_defaults
 from keras_pu.training.errors import RecipeError
 from keras_pu.training.pipeline import check_augmentation
 
@@ -220,11 +221,12 @@ SCHEMA = {
                            "defaults; null: no augmentation)"),
     "selfreg": {
         "enabled": _Field(bool, False, "train with SelfReg self-distillation"),
-        "lambda_scr": _Field(float, 0.015, "weight of the SCR loss",
+        "lambda_scr": _Field(float, selfreg_defaults.LAMBDA_SCR, "weight of the SCR loss",
                              check=_non_negative),
-        "lambda_ifd": _Field(float, 0.015, "weight of the IFD loss",
+        "lambda_ifd": _Field(float, selfreg_defaults.LAMBDA_IFD, "weight of the IFD loss",
                              check=_non_negative),
-        "warmup_epochs": _Field(int, 0, "epochs over which the SelfReg "
+        "warmup_epochs": _Field(int, selfreg_defaults.WARMUP_EPOCHS,
+                                "epochs over which the SelfReg "
                                 "weights ramp up linearly from 0",
                                 check=_non_negative),
     },

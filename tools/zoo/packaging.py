@@ -31,10 +31,10 @@ import tempfile
 
 import numpy as np
 
-from keras_pu.zoo import cards
 from keras_pu.zoo import integrity
 from keras_pu.zoo import registry as registry_lib
 from keras_pu.zoo.errors import ZooError
+from tools.zoo import cards
 
 # `keras-pu evaluate` names the image-level false-positive rate on images
 # whose ground truth is empty `empty_gt_false_positive_rate`; the registry
@@ -153,7 +153,7 @@ def add_preset(
     Example:
 
     ```python
-    from keras_pu.zoo.packaging import add_preset
+    from tools.zoo.packaging import add_preset
 
     add_preset(
         "pu_unet_kvasir",
