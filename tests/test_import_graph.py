@@ -22,10 +22,10 @@ LAYERS = {
     "losses": 1,
     "metrics": 1,
     "data": 1,
-    "selfreg": 1,
     "models": 2,
-    "callbacks": 3,
+    "selfreg": 3,  # its callback attaches to a models.SegmentationModel
     "zoo": 3,
+    "callbacks": 4,
     "inference": 4,
     "training": 5,
     "export": 5,
