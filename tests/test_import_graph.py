@@ -29,7 +29,7 @@ LAYERS = {
     "inference": 4,
     "training": 5,
     "export": 5,
-    "notebook_utils": 5,
+    "notebook_utils": 5,  # device discovery for the notebooks
     "cli": 6,
 }
 
