@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""Collects finished training runs into the results tables of the README and
-the model cards.
+"""Collects finished training runs into the results tables of the docs
+(`docs/results.md`, `--readme docs/results.md`) and the model cards.
 
     python scripts/summarize_runs.py RUNS_DIR [--registry] [--hardware TEXT]
 
@@ -214,8 +214,9 @@ def main(argv=None):
     parser.add_argument("runs_dir", type=pathlib.Path)
     parser.add_argument("--hardware", default=None,
                         help="what the runs trained on (default: this machine)")
-    parser.add_argument("--readme", help="README whose results section (between "
-                        "the results markers) is replaced by these tables")
+    parser.add_argument("--readme", help="Markdown page whose results section "
+                        "(between the results markers; docs/results.md) is "
+                        "replaced by these tables")
     parser.add_argument("--registry", action="store_true",
                         help="record multi-seed and SelfReg groups as the "
                         "datasets' experiments in keras_pu/zoo/registry.json")
