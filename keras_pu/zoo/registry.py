@@ -7,10 +7,13 @@ trained on with its licence note, the Hub repository and the pinned commit
 once published, the sha256 and size of every file of the preset's Hub
 repository, and the measured test metrics. Model cards, the README's preset
 table, `keras-pu zoo list|info` and `keras_pu.zoo.load` all read it; only the
-maintainer tools in `zoo/` (`add_preset.py`, `publish.py`) write it.
+maintainer commands in `zoo/` (`add_preset.py`, `publish.py`, code in
+`tools/zoo/` of the source checkout) write it. A dataset's name, source,
+citation and licence come from its module in `keras_pu.data.layouts` (the
+dataset registry); the registry file adds what is specific to the presets.
 
 Two environment variables override where things are looked up (documented
-in the README, used by the tests):
+in docs/zoo.md, used by the tests):
 
 - `KERAS_PU_REGISTRY`: path of a registry JSON file that replaces the
   built-in one (e.g. a registry whose presets live on a private mirror:
