@@ -24,7 +24,6 @@ The converters live in the `export` extra: `pip install "keras-pu[export]"`.
 """
 
 import importlib.util
-import os
 import pathlib
 
 FORMATS = ("onnx", "saved_model")
@@ -92,41 +91,12 @@ def check_export_supported(format, backend=None):
 def load_model_for_export(source):
     """Loads the model to export from `source`: a `.keras` file, a Keras
     model directory (config.json + model.weights.h5, the layout of a preset
-    folder), or a preset name / `hf://` handle when `keras_pu.zoo` is
-    available."""
-    import keras
+    folder), a training run folder, a preset name or an `hf://` handle
+    (`keras_pu.inference.load_segmentation_model`, the one loader)."""
+    from keras_pu.inference import load_segmentation_model
 
-    import keras_pu  # noqa: F401  (registers the keras_pu classes)
-
-    path = pathlib.Path(source)
-    if path.is_file():
-        if path.suffix != ".keras":
-            raise ValueError(
-                f"Cannot export {str(source)!r}: expected a .keras file, a "
-                "model directory (with config.json) or a preset name."
-            )
-        return keras.saving.load_model(path, compile=False)
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise ValueError(
-                f"Directory {str(source)!r} is not a Keras model directory: "
-                "it has no config.json (a preset folder has config.json, "
-                "model.weights.h5 and metadata.json)."
-            )
-        return keras.saving.load_model(str(path), compile=False)
-    try:
-        from keras_pu import zoo
-    except ImportError:
-        zoo = None
-    is_handle = str(source).startswith("hf://") or (
-        os.sep not in str(source) and "." not in path.name
-    )
-    if zoo is not None and is_handle:
-        return zoo.load(str(source))  # a preset name or an hf:// handle
-    raise ValueError(
-        f"Cannot export {str(source)!r}: no such file or directory. Give a "
-        ".keras file, a model directory (with config.json) or a preset name."
-    )
+    model, _ = load_segmentation_model(source)
+    return model
 
 
 def _sample_shape(model, batch_size=1):

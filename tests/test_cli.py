@@ -18,7 +18,7 @@ from PIL import Image
 from keras_pu.cli.main import main
 from keras_pu.training import Recipe
 from keras_pu.training import train
-from keras_pu.training.splits import random_split_ids
+from keras_pu.data.recipe_splits import random_split_ids
 from tests.conftest import REPO_ROOT
 from tests.conftest import shared_data_dir
 from tests.dataset_factory import make_busi

@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 
 from keras_pu.cli.main import main
-from keras_pu.zoo import phantoms
+from keras_pu.data import phantoms
 from keras_pu.zoo import registry as registry_lib
 
 

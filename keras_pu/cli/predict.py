@@ -99,7 +99,6 @@ def run(args):
     from keras_pu.inference import ModelLoadError
     from keras_pu.inference import Segmenter
     from keras_pu.inference import load_segmentation_model
-    from keras_pu.training.recipe import RecipeError
 
     def fail(message):
         print(f"keras-pu predict: error: {message}", file=sys.stderr)
@@ -112,7 +111,7 @@ def run(args):
         model, recipe = load_segmentation_model(args.model)
         segmenter = Segmenter(model, image_size=image_size, recipe=recipe,
                               tta=args.tta, batch_size=args.batch_size)
-    except (ModelLoadError, RecipeError, ValueError) as e:
+    except (ModelLoadError, ValueError) as e:
         return fail(str(e))
 
     files, failures = collect_inputs(args.inputs, args.recursive)

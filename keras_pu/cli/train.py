@@ -4,14 +4,6 @@ import argparse
 import json
 import pathlib
 
-MODEL_ALIASES = {
-    "pu_unet": "PUUNet",
-    "puunet": "PUUNet",
-    "resunet": "ResUNet",
-    "res_unet": "ResUNet",
-    "residualunet": "ResidualUNet",
-}
-
 EXAMPLES = """\
 examples:
   keras-pu train --recipe pu_unet_kvasir --data data/Kvasir-SEG --output runs/pu_kvasir
@@ -22,6 +14,31 @@ examples:
 Recipes: the JSON format is described in keras_pu/training/recipe.py; print
 the complete recipe a command would run with --print-recipe.
 """
+
+
+class _RegistryHelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Fills the model and dataset names into the help when it is printed:
+    asking the registries imports keras_pu (and Keras), which building the
+    parser must not."""
+
+    def _get_help_string(self, action):
+        text = super()._get_help_string(action)
+        if "{models}" in text:
+            from keras_pu.models.registry import model_specs
+
+            text = text.replace("{models}", ", ".join(
+                f"{spec.aliases[0] if spec.aliases else spec.name} "
+                f"({spec.display_name})" for spec in model_specs()
+            ))
+        if "{layouts}" in text:
+            from keras_pu.data.dataset_registry import layout_names
+
+            text = text.replace("{layouts}", ", ".join(layout_names()))
+        if "{splits}" in text:
+            from keras_pu.data.dataset_registry import split_names
+
+            text = text.replace("{splits}", ", ".join(split_names()))
+        return text
 
 
 def _image_size(text):
@@ -41,15 +58,15 @@ def _image_size(text):
 
 
 def _model_class(text):
-    key = text.replace("-", "_").lower()
-    if key in MODEL_ALIASES:
-        return MODEL_ALIASES[key]
-    if text in ("PUUNet", "ResUNet", "ResidualUNet"):
-        return text
-    raise argparse.ArgumentTypeError(
-        f"unknown model {text!r}; choose pu_unet or resunet (or the class "
-        "names PUUNet, ResUNet, ResidualUNet)"
-    )
+    """The registered class name for a --model spelling (class name or
+    alias, see keras_pu.models.registry)."""
+    from keras_pu.models.registry import UnknownModelError
+    from keras_pu.models.registry import get_model_spec
+
+    try:
+        return get_model_spec(text).name
+    except UnknownModelError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _setting(text):
@@ -74,20 +91,20 @@ def add_parser(subparsers):
         "override the recipe. Checkpoints, CSV log and the final model go to "
         "--output; --resume continues an interrupted run exactly.",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_RegistryHelpFormatter,
     )
     p.add_argument("--recipe", help="preset recipe name (e.g. pu_unet_kvasir) "
                    "or path of a recipe JSON file")
     p.add_argument("--model", type=_model_class,
-                   help="model: pu_unet or resunet (replaces the recipe's)")
+                   help="model (replaces the recipe's): {models}, or a "
+                   "registered class name")
     p.add_argument("--data", metavar="PATH",
                    help="dataset folder in its official layout (Kvasir-SEG, "
                    "BUSI, ISIC 2017/2018) or images/ + masks/")
     p.add_argument("--layout", help="dataset layout (default: the recipe's, "
-                   "else auto-detected): kvasir-seg, busi, isic2018, "
-                   "isic2017, folder, auto")
+                   "else auto-detected): {layouts}, auto")
     p.add_argument("--split", metavar="NAME",
-                   help="committed split name (e.g. kvasir-seg), or 'random' "
+                   help="committed split name ({splits}), or 'random' "
                    "for a seeded random split")
     p.add_argument("--image-size", type=_image_size, metavar="N|HxW")
     p.add_argument("--epochs", type=int)

@@ -1,6 +1,9 @@
-"""Data: image I/O, dataset layouts, committed splits, augmentation and the
-input pipeline."""
+"""Data: image I/O, the datasets keras-pu knows (one module each in
+`keras_pu.data.layouts`, collected by `keras_pu.data.dataset_registry`),
+committed splits, augmentation and the input pipeline."""
 
+from keras_pu.data.dataset_registry import get_dataset
+from keras_pu.data.dataset_registry import list_datasets
 from keras_pu.data.datasets import LAYOUTS
 from keras_pu.data.datasets import DatasetError
 from keras_pu.data.datasets import Sample
@@ -8,6 +11,7 @@ from keras_pu.data.datasets import SegmentationDataset
 from keras_pu.data.datasets import detect_layout
 from keras_pu.data.datasets import load_dataset
 from keras_pu.data.io import ImageReadError
+from keras_pu.data.scanning import DatasetSpec
 from keras_pu.data.io import image_size
 from keras_pu.data.io import read_image
 from keras_pu.data.io import read_mask
@@ -25,6 +29,9 @@ from keras_pu.data.splits import load_split
 from keras_pu.data.splits import read_split_file
 
 __all__ = [
+    "DatasetSpec",
+    "get_dataset",
+    "list_datasets",
     "LAYOUTS",
     "DatasetError",
     "Sample",

@@ -6,7 +6,7 @@ import math
 import keras
 import numpy as np
 
-from keras_pu.training.recipe import RecipeError
+from keras_pu.training.errors import RecipeError
 
 
 class EpochSync(keras.callbacks.Callback):

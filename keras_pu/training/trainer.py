@@ -41,8 +41,8 @@ from keras_pu.training.callbacks import read_state
 from keras_pu.training.pipeline import EpochSync
 from keras_pu.training.recipe import Recipe
 from keras_pu.training.recipe import RecipeError
-from keras_pu.training.splits import load_recipe_dataset
-from keras_pu.training.splits import split_dataset
+from keras_pu.data.recipe_splits import load_recipe_dataset
+from keras_pu.data.recipe_splits import split_dataset
 
 RECIPE_FILE = "recipe.json"
 RUN_FILE = "run.json"

@@ -39,14 +39,17 @@ from keras_pu.zoo.errors import UnknownPresetError
 from keras_pu.zoo.errors import ZooError
 from keras_pu.zoo.safety import check_config_is_safe
 
-# keras-pu U-Nets: rebuilt from their constructor arguments, so input_shape
-# and num_classes can be changed on load.
-UNET_CLASSES = {
-    "keras_pu>ResidualUNet",
-    "keras_pu>ResUNet",
-    "keras_pu>PUUNet",
-}
 HEAD_LAYER = "logits"
+
+
+def is_resizable(config):
+    """Whether a saved config is of a registered keras-pu architecture that
+    is rebuilt from its constructor arguments, so that input_shape and
+    num_classes can be changed on load (keras_pu.models.registry)."""
+    from keras_pu.models.registry import spec_for_registered_name
+
+    spec = spec_for_registered_name(config.get("registered_name"))
+    return spec is not None and spec.resizable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -517,9 +520,11 @@ def _read_config(path, source):
 def registry_config(preset):
     """The Keras serialised form of a preset's architecture, as in the
     config.json that `model.save` writes for it."""
+    from keras_pu.models.registry import get_model_spec
+
     class_name = preset.class_name
     return {
-        "module": "keras_pu.models.residual_unet",
+        "module": get_model_spec(class_name).module,
         "class_name": class_name,
         "config": dict(copy.deepcopy(preset.architecture["config"]), name=preset.name),
         "registered_name": f"keras_pu>{class_name}",
@@ -552,7 +557,7 @@ def _build(config, source, input_shape, num_classes=None):
 
     config = copy.deepcopy(config)
     config.pop("compile_config", None)  # returned uncompiled, see load()
-    is_unet = config.get("registered_name") in UNET_CLASSES
+    is_unet = is_resizable(config)
     if num_classes is not None:
         if not is_unet:
             raise ValueError(
@@ -626,7 +631,7 @@ def _load_weights(model, path, config, source):
             f"{str(partial[0].message).splitlines()[0]} The weights come from "
             "another architecture."
         )
-    if config.get("registered_name") in UNET_CLASSES:
+    if is_resizable(config):
         stored = _count_h5_arrays(path)
         if stored != len(model.weights):
             raise ArchitectureMismatchError(
@@ -669,7 +674,7 @@ def _replace_head(model, config, source, num_classes, input_shape):
         return model
     import keras
 
-    if config.get("registered_name") not in UNET_CLASSES:
+    if not is_resizable(config):
         raise ValueError(
             f"num_classes can only be changed for keras-pu U-Nets; "
             f"{source.label} is a {config.get('class_name')}."
