@@ -57,14 +57,16 @@ def find_accelerator():
 
 
 def precision_policy(kind, capability):
-    """The Keras dtype policy that speeds training up on this device.
+    """The Keras dtype policy that speeds training up on this device: the
+    choice `keras-pu train` makes (`keras_pu.hardware.choose_precision`).
 
     Args:
         kind: `"gpu"`, `"tpu"` or `"cpu"` (from `find_accelerator`).
         capability: CUDA compute capability tuple, or `None`.
 
     Returns:
-        `"mixed_bfloat16"` (TPU, Ampere and newer GPUs), `"mixed_float16"`
+        `"mixed_bfloat16"` (TPU, Ampere and newer GPUs, CPUs with
+        AVX512-BF16/AMX under TensorFlow or PyTorch), `"mixed_float16"`
         (Volta/Turing, e.g. Colab's T4) or `"float32"`.
 
     Example:
@@ -75,13 +77,11 @@ def precision_policy(kind, capability):
     precision_policy("gpu", (7, 5))   # "mixed_float16"
     ```
     """
-    if kind == "tpu":
-        return "mixed_bfloat16"
-    if kind == "gpu" and capability and tuple(capability) >= (8, 0):
-        return "mixed_bfloat16"  # bfloat16 tensor cores, no loss scaling
-    if kind == "gpu" and capability and tuple(capability) >= (7, 0):
-        return "mixed_float16"  # float16 tensor cores
-    return "float32"  # CPUs and older GPUs gain nothing from 16-bit compute
+    from keras_pu.hardware import Device
+    from keras_pu.hardware import choose_precision
+
+    capability = tuple(capability) if capability else None
+    return choose_precision(device=Device(kind, kind, capability)).policy
 
 
 def describe_environment(accelerator):

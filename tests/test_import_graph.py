@@ -18,6 +18,7 @@ PACKAGE_DIR = pathlib.Path(__file__).resolve().parents[1] / "keras_pu"
 # one layer are independent of each other.
 LAYERS = {
     "version": 0,
+    "hardware": 0,  # precision and threads for the machine: keras only
     "layers": 1,
     "losses": 1,
     "metrics": 1,

@@ -22,8 +22,19 @@ def test_this_machine_is_described():
         ("gpu", (7, 5), "mixed_float16"),
         ("gpu", (6, 1), "float32"),
         ("gpu", None, "float32"),
-        ("cpu", None, "float32"),
     ],
 )
-def test_precision_policy_follows_the_device(kind, capability, policy):
+def test_precision_policy_follows_the_device(kind, capability, policy,
+                                             monkeypatch):
+    monkeypatch.delenv("KERAS_PU_PRECISION", raising=False)
     assert notebook_utils.precision_policy(kind, capability) == policy
+
+
+def test_precision_policy_on_a_cpu_is_the_training_cli_choice(monkeypatch):
+    from keras_pu.hardware import Device
+    from keras_pu.hardware import choose_precision
+
+    monkeypatch.delenv("KERAS_PU_PRECISION", raising=False)
+    assert notebook_utils.precision_policy("cpu", None) == (
+        choose_precision(device=Device("cpu", "cpu")).policy
+    )
