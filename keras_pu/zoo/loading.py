@@ -743,7 +743,7 @@ def _not_published_message(preset):
     return (
         f"Preset '{preset.name}' has trained weights (the registry lists "
         "their sha256), but this installation has no copy of them: they are "
-        f"not on the Hugging Face Hub yet, and there is "
+        f"not published on the Hugging Face Hub yet, and there is "
         f"{sources.searched_text(preset.name)}. "
         f"{sources.ways_to_get_weights(preset)}"
     )
