@@ -183,6 +183,9 @@ def test_tensorflow_info_lines_are_dropped_under_another_backend():
         with keras_pu_cli._package_without_keras():
             from keras_pu.cli import console
         console.quiet_foreign_tensorflow("torch")
+        import importlib.util
+        # keras_pu.data.augment asks whether TensorFlow is installed first.
+        assert importlib.util.find_spec("tensorflow") is not None
         import tensorflow as tf
         tf.zeros((2, 2)).numpy()
         import sys

@@ -17,7 +17,7 @@ Two sources of stray output are handled here, by the launcher
 
 import contextlib
 import importlib.abc
-import importlib.util
+import importlib.machinery
 import os
 import re
 import sys
@@ -95,27 +95,31 @@ def quiet_foreign_tensorflow(backend):
 
 
 class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
-    """Finds `tensorflow` as usual, once, and wraps its loader so that the
-    import runs with TensorFlow's INFO lines filtered out of fd 2."""
+    """Finds `tensorflow` on sys.path as usual and wraps its loader so that
+    the import runs with TensorFlow's INFO lines filtered out of fd 2. It
+    stays in place until the import happens (`importlib.util.find_spec`
+    asks it too, without importing)."""
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname != "tensorflow":
             return None
-        sys.meta_path.remove(self)  # one import; the real finders do the rest
-        spec = importlib.util.find_spec(fullname)
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is not None and spec.loader is not None:
-            spec.loader = _FilteredStderrLoader(spec.loader)
+            spec.loader = _FilteredStderrLoader(spec.loader, self)
         return spec
 
 
 class _FilteredStderrLoader(importlib.abc.Loader):
-    def __init__(self, loader):
+    def __init__(self, loader, finder):
         self.loader = loader
+        self.finder = finder
 
     def create_module(self, spec):
         return self.loader.create_module(spec)
 
     def exec_module(self, module):
+        if self.finder in sys.meta_path:  # one import: TensorFlow's own finders do the rest
+            sys.meta_path.remove(self.finder)
         with _stderr_fd_without(_TENSORFLOW_INFO_LINE):
             self.loader.exec_module(module)
 
