@@ -89,6 +89,12 @@ def test_wheels_install_and_load_a_preset_air_gapped(tmp_path):
         check=True, env=build_env, capture_output=True, timeout=300,
     )
 
+    # The console script starts (help needs no backend, no Keras).
+    help_text = subprocess.run([str(venv / "bin" / "keras-pu"), "--help"],
+                               capture_output=True, text=True, timeout=60,
+                               env=build_env, check=True).stdout
+    assert "usage: keras-pu" in help_text
+
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items()
@@ -101,12 +107,15 @@ def test_wheels_install_and_load_a_preset_air_gapped(tmp_path):
                TF_CPP_MIN_LOG_LEVEL="2")
     check = textwrap.dedent(
         f"""
-        import json, keras_pu, keras_pu_presets
+        import json, keras_pu, keras_pu_cli
         from keras_pu.zoo import integrity, registry, sources
         model = keras_pu.zoo.load({PRESET!r}, progress=False)
         folder = keras_pu.zoo.download({PRESET!r}, progress=False)
+        demo = keras_pu_cli.main(["demo", "--preset", {PRESET!r}, "--out", "demo", "--quiet"])
         print(json.dumps({{
             "keras_pu": keras_pu.__file__,
+            "launcher": keras_pu_cli.__file__,
+            "demo": demo,
             "companion": str(sources.companion_dir()),
             "folder": str(folder),
             "sha256": integrity.sha256_of(folder / "model.weights.h5"),
@@ -120,6 +129,9 @@ def test_wheels_install_and_load_a_preset_air_gapped(tmp_path):
     found = json.loads(result.stdout.strip().splitlines()[-1])
     preset = registry_lib.load_registry().get(PRESET)
     assert found["keras_pu"].startswith(str(venv)), found  # the wheel, not the checkout
+    assert found["launcher"].startswith(str(venv)), found
+    assert found["demo"] == 0
+    assert (elsewhere / "demo" / f"{PRESET}_ultrasound_tumour_overlay.png").is_file()
     assert found["folder"] == str(pathlib.Path(found["companion"]) / PRESET)
     assert found["folder"].startswith(str(venv))
     assert found["sha256"] == preset.files["model.weights.h5"].sha256
