@@ -181,3 +181,35 @@ def test_not_published_message_names_every_way_to_get_weights(monkeypatch, tmp_p
                 "Hugging Face Hub", f"keras_pu.zoo.load('{PRESET}', weights=False)"):
         assert way in message, (way, message)
     assert str(tmp_path / "empty") in message  # where it looked
+
+
+def test_cold_cache_offline_names_every_way_to_get_weights(monkeypatch, tmp_path):
+    """A published preset, no local copy, and the Hub unreachable (here: the
+    offline cold-cache error of keras_pu.zoo.hub): the message keeps the Hub
+    advice and adds the other ways."""
+    import huggingface_hub.constants  # noqa: F401 (loaded by the real cache lookup)
+
+    from keras_pu.zoo import hub
+
+    data = json.loads(registry_lib.BUILTIN_REGISTRY.read_text())
+    data["presets"][PRESET]["hub"]["revision"] = "a" * 40
+    path = tmp_path / "registry.json"
+    path.write_text(json.dumps(data))
+    monkeypatch.setenv(registry_lib.REGISTRY_ENV, str(path))
+    monkeypatch.setenv(registry_lib.ZOO_DIR_ENV, str(tmp_path / "empty"))
+
+    def cold_cache(repo_id, filename, revision, *, owner, retry_hint, **_):
+        raise zoo.OfflineCacheMissError(
+            f"{owner}: {filename} is not in the Hugging Face cache, and "
+            f"HF_HUB_OFFLINE=1 forbids downloading it. Run `{retry_hint}`."
+        )
+
+    monkeypatch.setattr(hub, "download_file", cold_cache)
+    monkeypatch.setattr(hub, "cached_path", lambda *a, **k: None)
+    with pytest.raises(zoo.OfflineCacheMissError) as info:
+        zoo.download(PRESET, cache_dir=tmp_path / "hf", progress=False)
+    message = str(info.value)
+    for way in ("HF_HUB_OFFLINE=1", f"keras-pu zoo download {PRESET}",
+                'pip install "keras-pu[presets]"', "KERAS_PU_ZOO_DIR=",
+                f"keras_pu.zoo.load('{PRESET}', weights=False)"):
+        assert way in message, (way, message)

@@ -343,7 +343,7 @@ def obtain(source, filenames, *, cache_dir, force_download, progress):
     try:
         return _hub_files(source, filenames, cache_dir, force_download, progress)
     except DownloadError as e:
-        if source.preset is None or type(e) not in (DownloadError, OfflineCacheMissError):
+        if source.kind != "preset" or type(e) not in (DownloadError, OfflineCacheMissError):
             raise
         raise type(e)(f"{e} {sources.ways_to_get_weights(source.preset)}") from None
 
