@@ -9,7 +9,9 @@ backend on first import. So this module
    `SUB --help` and argument errors never import Keras or a backend;
 2. picks the backend (`keras_pu.cli.backend`: --backend, KERAS_BACKEND,
    keras.json, else the first installed) and sets KERAS_BACKEND;
-3. only then imports the real package and runs the subcommand.
+3. only then imports the real package and runs the subcommand, with the
+   console kept clean (`keras_pu.cli.console`: no ANSI codes in logs, no
+   TensorFlow start-up INFO lines).
 """
 
 import contextlib
@@ -62,8 +64,9 @@ def main(argv=None):
         os.environ["KERAS_BACKEND"] = backend
     if args.command == "train" and backend_lib.training_speed_note(backend):
         print(backend_lib.training_speed_note(backend), file=sys.stderr)
+    if backend is not None:  # a process of its own: the console is ours
+        console.quiet_tensorflow_info()
     with console.plain_output_unless_terminal():
-        console.quiet_foreign_tensorflow(backend)
         return run_parsed(parser, args)
 
 

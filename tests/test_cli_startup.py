@@ -1,8 +1,8 @@
 """The `keras-pu` command starts on any single installed backend: help
 without importing Keras, the backend chosen before Keras is imported, a
 one-line error when no backend is installed, the demo under PyTorch without
-TensorFlow, and no stray output (ANSI codes in logs, TensorFlow's INFO lines
-under another backend).
+TensorFlow, and no stray output (ANSI codes in logs, TensorFlow's INFO
+lines).
 
 "Not installed" is simulated in a subprocess by `sys.modules[name] = None`:
 `import name` then raises ModuleNotFoundError and
@@ -173,16 +173,16 @@ def test_demo_under_torch_without_tensorflow(tmp_path):
 
 @pytest.mark.skipif(
     keras.backend.backend() != "tensorflow",
-    reason="imports TensorFlow as a helper of another backend in a "
-    "subprocess; runs once, in the tensorflow session",
+    reason="imports TensorFlow in a subprocess (backend-independent); runs "
+    "once, in the tensorflow session",
 )
-def test_tensorflow_info_lines_are_dropped_under_another_backend():
+def test_tensorflow_info_lines_are_dropped():
     code = textwrap.dedent(
         """
         import keras_pu_cli
         with keras_pu_cli._package_without_keras():
             from keras_pu.cli import console
-        console.quiet_foreign_tensorflow("torch")
+        console.quiet_tensorflow_info()
         import importlib.util
         # keras_pu.data.augment asks whether TensorFlow is installed first.
         assert importlib.util.find_spec("tensorflow") is not None

@@ -9,10 +9,11 @@ Two sources of stray output are handled here, by the launcher
   sequences are removed from what is written to it.
 - TensorFlow prints INFO lines from C++ when it is imported ("oneDNN custom
   operations are on", CPU-instruction notes) that no environment variable
-  silences (TF_CPP_MIN_LOG_LEVEL is read only after them). Under a torch or
-  JAX model TensorFlow is only a helper (keras_pu.data.augment resamples on
-  it when installed), so those lines are dropped when it is imported there.
-  Its warnings and errors are kept.
+  silences (TF_CPP_MIN_LOG_LEVEL is read only after them). They say nothing
+  about the user's work, and under a torch or JAX model TensorFlow is only a
+  helper (keras_pu.data.augment resamples on it when installed). The
+  command drops them on every backend; TensorFlow's warnings and errors
+  are kept.
 """
 
 import contextlib
@@ -83,11 +84,12 @@ def plain_output_unless_terminal():
         sys.stdout, sys.stderr = saved
 
 
-def quiet_foreign_tensorflow(backend):
-    """If `backend` is not TensorFlow, the first `import tensorflow` (if any
-    happens) drops TensorFlow's import-time INFO lines, and its later C++
-    INFO logs are off (TF_CPP_MIN_LOG_LEVEL=1 unless the user set it)."""
-    if backend in (None, "tensorflow") or "tensorflow" in sys.modules:
+def quiet_tensorflow_info():
+    """The first `import tensorflow` (if any happens) drops TensorFlow's
+    import-time INFO lines, and its later C++ INFO logs are off
+    (TF_CPP_MIN_LOG_LEVEL=1 unless the user set it). Warnings and errors
+    still show."""
+    if "tensorflow" in sys.modules:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     if not any(isinstance(f, _QuietTensorFlowFinder) for f in sys.meta_path):
