@@ -20,7 +20,6 @@ import pytest
 
 import keras_pu
 from keras_pu import zoo
-from keras_pu.zoo import integrity
 from keras_pu.zoo import registry as registry_lib
 from keras_pu.zoo import sources
 from tests.conftest import REPO_ROOT
