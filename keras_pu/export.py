@@ -23,8 +23,10 @@ on the same input.
 The converters live in the `export` extra: `pip install "keras-pu[export]"`.
 """
 
+import contextlib
 import importlib.util
 import pathlib
+import warnings
 
 FORMATS = ("onnx", "saved_model")
 
@@ -174,8 +176,25 @@ def export_model(model, output, format="onnx", verbose=False):
     output = pathlib.Path(output)
     if output.parent and not output.parent.exists():
         output.parent.mkdir(parents=True)
-    model.export(str(output), format=_KERAS_FORMAT[format], verbose=verbose)
+    with _without_torch_tracer_warnings():
+        model.export(str(output), format=_KERAS_FORMAT[format], verbose=verbose)
     return output
+
+
+@contextlib.contextmanager
+def _without_torch_tracer_warnings():
+    """Under torch, ONNX export traces the model with torch.jit, which warns
+    once per Python number it records as a constant (~160 TracerWarnings for
+    a small U-Net, all expected: export fixes the shapes). Hidden for the
+    export call only; `verify_export` / `--check` compare the result."""
+    import keras
+
+    with warnings.catch_warnings():
+        if keras.backend.backend() == "torch":
+            import torch
+
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        yield
 
 
 def run_exported(path, format, images):

@@ -113,13 +113,12 @@ def _parse_phantoms(text, known):
 def _default_jobs(registry, kinds, all_kinds):
     """For each wanted phantom, the first preset of that modality with
     weights this installation can load (PU-UNet first: registry order)."""
-    from keras_pu.zoo import registry as registry_lib
+    from keras_pu.zoo import sources
 
-    zoo_dir = registry_lib.local_zoo_dir()
     usable = [
         p for p in registry.presets.values()
         if p.is_published
-        or (p.has_weights and zoo_dir is not None and (zoo_dir / p.name).is_dir())
+        or (p.has_weights and sources.find_preset_folder(p.name) is not None)
     ]
     jobs, missing = [], []
     for kind in kinds or all_kinds:
@@ -135,10 +134,15 @@ def _default_jobs(registry, kinds, all_kinds):
         raise ZooError(
             "No preset with trained weights is available to this "
             f"installation, so there is nothing to run the demo with: "
-            f"{statuses}. Presets get weights when they are trained and "
-            "published (see README, 'Model zoo'). Meanwhile, run the demo on"
-            " a model of your own: `keras-pu demo --preset ./my_model_folder`"
-            " or `--preset hf://org/repo`."
+            f"{statuses}; {sources.searched_text('<preset>')}. Get the "
+            f"trained presets with {sources.COMPANION_INSTALL} (the "
+            f"{sources.COMPANION_DISTRIBUTION} package, also installable "
+            f"offline from its wheel; see docs/install.md), or set "
+            f"KERAS_PU_ZOO_DIR to a folder of <preset>/ folders (e.g. zoo/ of"
+            " a keras-pu source checkout), or from the Hugging Face Hub once "
+            "they are published. Or run the demo on a model of your own: "
+            "`keras-pu demo --preset ./my_model_folder` or `--preset "
+            "hf://org/repo`."
         )
     for kind in missing:
         print(f"keras-pu demo: no preset with weights for the {kind} phantom; skipped.")

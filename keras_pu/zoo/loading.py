@@ -4,8 +4,9 @@
 The order of work is what makes loading safe:
 
 1. resolve the handle (registry entry, Hub repository or local folder);
-2. obtain the files (local `zoo/<preset>/`, or the Hugging Face cache,
-   downloading what is missing at a pinned commit);
+2. obtain the files (a local copy: $KERAS_PU_ZOO_DIR, the checkout's
+   `zoo/` or the keras-pu-presets package, see `sources.py`; else the
+   Hugging Face cache, downloading what is missing at a pinned commit);
 3. verify every file (size and sha256 against the registry; against the
    Hub's checksum for other Hub revisions) before anything parses it, and
    repair a damaged cache entry by downloading it once more;
@@ -31,8 +32,11 @@ import warnings
 from keras_pu.zoo import hub
 from keras_pu.zoo import integrity
 from keras_pu.zoo import registry as registry_lib
+from keras_pu.zoo import sources
 from keras_pu.zoo.errors import ArchitectureMismatchError
+from keras_pu.zoo.errors import DownloadError
 from keras_pu.zoo.errors import IntegrityError
+from keras_pu.zoo.errors import OfflineCacheMissError
 from keras_pu.zoo.errors import PresetNotPublishedError
 from keras_pu.zoo.errors import PresetNotTrainedError
 from keras_pu.zoo.errors import UnknownPresetError
@@ -333,13 +337,18 @@ def obtain(source, filenames, *, cache_dir, force_download, progress):
         preset = source.preset
         if not preset.has_weights:
             raise PresetNotTrainedError(_not_trained_message(preset))
-        zoo_dir = registry_lib.local_zoo_dir()
-        folder = zoo_dir / preset.name if zoo_dir else None
-        if folder is not None and folder.is_dir() and not force_download:
-            return _zoo_folder_files(source, folder, filenames, progress)
+        # Local copies first (order and reasons: keras_pu.zoo.sources).
+        found = None if force_download else sources.find_preset_folder(preset.name)
+        if found is not None:
+            return _zoo_folder_files(source, found, filenames, progress)
         if not preset.is_published:
-            raise PresetNotPublishedError(_not_published_message(preset, zoo_dir))
-    return _hub_files(source, filenames, cache_dir, force_download, progress)
+            raise PresetNotPublishedError(_not_published_message(preset))
+    try:
+        return _hub_files(source, filenames, cache_dir, force_download, progress)
+    except DownloadError as e:
+        if source.kind != "preset" or type(e) not in (DownloadError, OfflineCacheMissError):
+            raise
+        raise type(e)(f"{e} {sources.ways_to_get_weights(source.preset)}") from None
 
 
 def _local_files(source, filenames):
@@ -358,13 +367,10 @@ def _local_files(source, filenames):
     return paths
 
 
-def _zoo_folder_files(source, folder, filenames, progress):
+def _zoo_folder_files(source, found, filenames, progress):
     preset = source.preset
-    fix = (
-        f"zoo/{preset.name}/ and the registry disagree: rebuild the folder "
-        f"with `python zoo/add_preset.py {preset.name} ...` (which updates "
-        f"the registry) or restore it with `git checkout zoo/{preset.name}`."
-    )
+    local, folder = found
+    fix = sources.mismatch_fix(local, preset)
     paths = {}
     for filename in filenames:
         path = folder / filename
@@ -379,8 +385,8 @@ def _zoo_folder_files(source, folder, filenames, progress):
         )
         paths[filename] = str(path)
     _printer(progress)(
-        f"{source.label}: using {folder} ({len(paths)} files, sha256 verified "
-        "against the registry)."
+        f"{source.label}: using {folder} (from {local.label}; {len(paths)} "
+        "files, sha256 verified against the registry)."
     )
     return paths
 
@@ -738,18 +744,13 @@ def _not_trained_message(preset):
     )
 
 
-def _not_published_message(preset, zoo_dir):
-    where = (
-        f"and {zoo_dir / preset.name} does not exist"
-        if zoo_dir
-        else "and this installation has no zoo/ folder (pip install)"
-    )
+def _not_published_message(preset):
     return (
         f"Preset '{preset.name}' has trained weights (the registry lists "
-        "their sha256), but they are not published on the Hugging Face Hub "
-        f"yet, {where}. Use a source checkout of keras-pu (its zoo/"
-        f"{preset.name}/ holds them), or keras_pu.zoo.load('{preset.name}', "
-        "weights=False) for the architecture."
+        "their sha256), but this installation has no copy of them: they are "
+        f"not published on the Hugging Face Hub yet, and there is "
+        f"{sources.searched_text(preset.name)}. "
+        f"{sources.ways_to_get_weights(preset)}"
     )
 
 
