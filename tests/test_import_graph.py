@@ -19,6 +19,7 @@ PACKAGE_DIR = pathlib.Path(__file__).resolve().parents[1] / "keras_pu"
 LAYERS = {
     "version": 0,
     "hardware": 0,  # precision and threads for the machine: keras only
+    "platform_safety": 0,  # native-library workarounds: keras only
     "layers": 1,
     "losses": 1,
     "metrics": 1,

@@ -17,27 +17,25 @@ the complete recipe a command would run with --print-recipe.
 
 
 class _RegistryHelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Fills the model and dataset names into the help when it is printed:
-    asking the registries imports keras_pu (and Keras), which building the
-    parser must not."""
+    """Fills the dataset names into the help when it is printed, from the
+    files that declare them (a module per dataset, a split file per
+    committed split): `--help` must not import keras_pu's modules, which
+    import Keras and a backend. Model names live on classes, so the help
+    names the lookup instead of listing them."""
 
     def _get_help_string(self, action):
         text = super()._get_help_string(action)
-        if "{models}" in text:
-            from keras_pu.models.registry import model_specs
-
-            text = text.replace("{models}", ", ".join(
-                f"{spec.aliases[0] if spec.aliases else spec.name} "
-                f"({spec.display_name})" for spec in model_specs()
-            ))
+        data_dir = pathlib.Path(__file__).resolve().parents[1] / "data"
         if "{layouts}" in text:
-            from keras_pu.data.dataset_registry import layout_names
-
-            text = text.replace("{layouts}", ", ".join(layout_names()))
+            names = sorted(
+                p.stem.replace("_", "-")
+                for p in (data_dir / "layouts").glob("*.py")
+                if not p.stem.startswith("_")
+            )
+            text = text.replace("{layouts}", ", ".join(names))
         if "{splits}" in text:
-            from keras_pu.data.dataset_registry import split_names
-
-            text = text.replace("{splits}", ", ".join(split_names()))
+            names = sorted(p.stem for p in (data_dir / "splits").glob("*.json"))
+            text = text.replace("{splits}", ", ".join(names))
         return text
 
 
@@ -96,8 +94,9 @@ def add_parser(subparsers):
     p.add_argument("--recipe", help="preset recipe name (e.g. pu_unet_kvasir) "
                    "or path of a recipe JSON file")
     p.add_argument("--model", type=_model_class,
-                   help="model (replaces the recipe's): {models}, or a "
-                   "registered class name")
+                   help="model (replaces the recipe's): a registered "
+                   "architecture, e.g. PUUNet (pu_unet) or ResUNet "
+                   "(resunet); all: keras_pu.models.list_models()")
     p.add_argument("--data", metavar="PATH",
                    help="dataset folder in its official layout (Kvasir-SEG, "
                    "BUSI, ISIC 2017/2018) or images/ + masks/")
