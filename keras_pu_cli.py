@@ -62,8 +62,6 @@ def main(argv=None):
             print(f"keras-pu: error: {e}", file=sys.stderr)
             return 2
         os.environ["KERAS_BACKEND"] = backend
-    if args.command == "train" and backend_lib.training_speed_note(backend):
-        print(backend_lib.training_speed_note(backend), file=sys.stderr)
     if backend is not None:  # a process of its own: the console is ours
         console.quiet_tensorflow_info()
     with console.plain_output_unless_terminal():

@@ -200,13 +200,3 @@ def test_tensorflow_info_lines_are_dropped():
     assert "after import" in result.stderr
     for noise in ("absl::InitializeLog", "oneDNN custom operations", "cpu_feature_guard"):
         assert noise not in result.stderr, result.stderr
-
-
-def test_training_speed_note_only_for_torch_without_tensorflow(monkeypatch):
-    installed = {"tensorflow": False, "torch": True, "jax": True}
-    monkeypatch.setattr(backend_lib, "is_installed", lambda name: installed[name])
-    note = backend_lib.training_speed_note("torch")
-    assert note.count("\n") == 0 and "10x slower" in note and "tensorflow-cpu" in note
-    assert backend_lib.training_speed_note("jax") is None
-    installed["tensorflow"] = True
-    assert backend_lib.training_speed_note("torch") is None

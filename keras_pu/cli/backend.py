@@ -121,16 +121,3 @@ def _install_one(backend):
 def _installed_text():
     installed = installed_backends()
     return "installed: " + ", ".join(installed) if installed else "none is installed"
-
-
-def training_speed_note(backend):
-    """A one-line note when training will take the slow augmentation path
-    (keras_pu.data.augment resamples on TensorFlow when it is installed;
-    Keras's PyTorch resampling is about ten times slower), else None."""
-    if backend == "torch" and not is_installed("tensorflow"):
-        return (
-            "keras-pu: note: TensorFlow is not installed, so augmentation "
-            "resamples with Keras's PyTorch ops, which makes training about "
-            "10x slower; `pip install tensorflow-cpu` makes it fast again."
-        )
-    return None
