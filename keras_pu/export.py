@@ -94,9 +94,8 @@ def load_model_for_export(source):
     model directory (config.json + model.weights.h5, the layout of a preset
     folder), or a preset name / `hf://` handle when `keras_pu.zoo` is
     available."""
-    import keras
-
     import keras_pu  # noqa: F401  (registers the keras_pu classes)
+    from keras_pu.inference import load_model_file
 
     path = pathlib.Path(source)
     if path.is_file():
@@ -105,7 +104,7 @@ def load_model_for_export(source):
                 f"Cannot export {str(source)!r}: expected a .keras file, a "
                 "model directory (with config.json) or a preset name."
             )
-        return keras.saving.load_model(path, compile=False)
+        return load_model_file(path)
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ValueError(
@@ -113,7 +112,7 @@ def load_model_for_export(source):
                 "it has no config.json (a preset folder has config.json, "
                 "model.weights.h5 and metadata.json)."
             )
-        return keras.saving.load_model(str(path), compile=False)
+        return load_model_file(path)
     try:
         from keras_pu import zoo
     except ImportError:
@@ -149,7 +148,8 @@ def _sample_shape(model, batch_size=1):
     return tuple(shape)
 
 
-def export_model(model, output, format="onnx", verbose=False):
+def export_model(model, output, format="onnx", verbose=False,
+                 overwrite=False):
     """Exports `model` for inference with Keras's `model.export`.
 
     Args:
@@ -160,6 +160,13 @@ def export_model(model, output, format="onnx", verbose=False):
         format: `"onnx"` or `"saved_model"`. Defaults to `"onnx"`.
         verbose: whether Keras prints its export messages. Defaults to
             `False`.
+        overwrite: replace an existing file or folder at `output`.
+            Defaults to `False`: an existing `output` raises
+            `keras_pu.atomic_files.OverwriteError` before any work.
+
+    The artifact is written to a temporary path beside `output` and renamed
+    into place, so a failure (a full disk, a converter error) leaves the old
+    artifact, if any, as it was and no temporary files behind.
 
     Returns:
         The path of the artifact, a `pathlib.Path`.
@@ -183,7 +190,10 @@ def export_model(model, output, format="onnx", verbose=False):
     import keras
     import numpy as np
 
+    from keras_pu import atomic_files
+
     check_export_supported(format)
+    atomic_files.check_overwrite(output, overwrite)
     if not isinstance(model, keras.Model):
         model = load_model_for_export(model)
     mixed = [
@@ -204,7 +214,8 @@ def export_model(model, output, format="onnx", verbose=False):
     output = pathlib.Path(output)
     if output.parent and not output.parent.exists():
         output.parent.mkdir(parents=True)
-    model.export(str(output), format=_KERAS_FORMAT[format], verbose=verbose)
+    with atomic_files.atomic_path(output) as tmp:
+        model.export(str(tmp), format=_KERAS_FORMAT[format], verbose=verbose)
     return output
 
 

@@ -9,10 +9,15 @@ recipe.json            the complete recipe (defaults filled in)
 run.json               backend, versions, devices, data, split sizes, sessions
 history.csv            one row per epoch (losses, metrics, learning rate)
 training_state.json    epochs completed, best value, early-stopping counters
-checkpoints/last.keras full model + optimizer state after the last epoch
+checkpoints/last.keras full model + optimizer state + run state after the
+                       last epoch (renaming it into place commits the epoch)
 checkpoints/best.keras full model + optimizer state at the best val Dice
 model.keras            the final model: best weights, no optimizer state
 ```
+
+Epochs are numbered from 1 in the console, training_state.json and the
+summary (`best_epoch`); history.csv keeps Keras's 0-based `epoch` column.
+`--limit` is recorded in the run state and reused on resume.
 """
 
 import contextlib
@@ -36,7 +41,7 @@ from keras_pu.training.callbacks import RunCheckpoint
 from keras_pu.training.callbacks import atomic_save_model
 from keras_pu.training.callbacks import atomic_write_text
 from keras_pu.training.callbacks import monitor_mode
-from keras_pu.training.callbacks import read_state
+from keras_pu.training.callbacks import committed_state
 from keras_pu.training.pipeline import EpochSync
 from keras_pu.training.recipe import Recipe
 from keras_pu.training.recipe import RecipeError
@@ -276,10 +281,10 @@ def _truncate_history(path, epochs_completed):
         writer.writerows(keep)
 
 
-def _resolve_run(recipe, run_dir, resume, data_path):
+def _resolve_run(recipe, run_dir, resume, data_path, overwrite=False):
     """Checks the run folder; returns (recipe, state, run_info, data_path)."""
     recipe_file = run_dir / RECIPE_FILE
-    state = read_state(run_dir)
+    state = committed_state(run_dir)
     run_info = {}
     if (run_dir / RUN_FILE).is_file():
         run_info = json.loads((run_dir / RUN_FILE).read_text())
@@ -288,6 +293,12 @@ def _resolve_run(recipe, run_dir, resume, data_path):
             raise TrainingError(
                 f"'{run_dir}' already holds a training run. Continue it with "
                 "--resume, or choose another --output folder."
+            )
+        if (run_dir / FINAL_MODEL).exists() and not overwrite:
+            raise TrainingError(
+                f"'{run_dir / FINAL_MODEL}' already exists and a new run would "
+                "replace it. Pass --overwrite to replace it, or choose "
+                "another --output folder."
             )
         if recipe is None:
             raise TrainingError("No recipe: give --recipe or --model.")
@@ -329,6 +340,7 @@ def train(
     limit=None,
     workers=None,
     callbacks=None,
+    overwrite=False,
 ):
     """Trains a model from a recipe; returns a summary dict.
 
@@ -346,6 +358,9 @@ def train(
         workers: input-pipeline worker threads (default: the pipeline's).
         callbacks: extra Keras callbacks, run after the run's own (the
             checkpoint of an epoch is written before they see it).
+        overwrite: allow a new run to replace a `model.keras` already in
+            `output_dir` (a folder holding another run still needs
+            `resume` or another folder).
 
     Returns:
         dict with `output_dir`, `model_path`, `epochs_completed`, `best`
@@ -364,8 +379,9 @@ def train(
         output_dir = pathlib.Path("runs") / (recipe.get("name") or "run")
     run_dir = pathlib.Path(output_dir)
     recipe, state, run_info, data_path = _resolve_run(
-        recipe, run_dir, resume, data_path
+        recipe, run_dir, resume, data_path, overwrite
     )
+    limit = _resolve_limit(limit, state, run_info)
     if state is not None and state.get("finished"):
         print(
             f"The run in '{run_dir}' has already finished "
@@ -394,6 +410,28 @@ def train(
     finally:
         if distribution is not None:
             keras.distribution.set_distribution(previous_distribution)
+
+
+def _resolve_limit(limit, state, run_info):
+    """The --limit of a run: recorded in its state, reused on resume; a
+    different value is an error (the run would change data mid-way)."""
+    if state is None:
+        return limit
+    if "limit" in state:
+        recorded = state["limit"]
+    else:  # runs from before the state recorded it: the first session's
+        sessions = run_info.get("sessions") or [{}]
+        recorded = sessions[0].get("limit")
+    if limit is None or limit == recorded:
+        if recorded is not None:
+            print(f"Resuming with --limit {recorded}, as the run started.")
+        return recorded
+    raise TrainingError(
+        f"--limit {limit} differs from the --limit "
+        f"{'(none)' if recorded is None else recorded} the run started with; "
+        "a resumed run keeps its data. Drop --limit, or start a new run in "
+        "another --output folder."
+    )
 
 
 def _train(recipe, run_dir, state, run_info, data_path, resume, distribute,
@@ -501,6 +539,7 @@ def _train(recipe, run_dir, state, run_info, data_path, resume, distribute,
         best=(state or {}).get("best"),
         best_epoch=(state or {}).get("best_epoch"),
         early_stopping=early,
+        extra_state={"limit": limit},
     )
     callbacks.append(checkpoint)
     callbacks.append(keras.callbacks.TerminateOnNaN())
@@ -560,7 +599,7 @@ def _summary(run_dir, state):
         "model_path": str(run_dir / FINAL_MODEL),
         "epochs_completed": state.get("epochs_completed"),
         "best": state.get("best"),
-        "best_epoch": None if best_epoch is None else best_epoch + 1,
+        "best_epoch": best_epoch,  # numbered from 1, as in the state
         "monitor": state.get("monitor"),
         "stopped_early": state.get("stopped_early", False),
         "history": str(run_dir / HISTORY_FILE),
