@@ -15,8 +15,12 @@ replaced only when the caller says so (`--overwrite` on the command line).
 import contextlib
 import os
 import pathlib
+import re
 import shutil
 import uuid
+
+# What temporary_sibling names look like: .<stem>.tmp-<8 hex>[<suffix>]
+_TEMPORARY_NAME = re.compile(r"^\..+\.tmp-[0-9a-f]{8}(\.[^.]*)?$")
 
 
 class OverwriteError(FileExistsError):
@@ -39,6 +43,19 @@ def temporary_sibling(path):
     path = pathlib.Path(path)
     tag = uuid.uuid4().hex[:8]
     return path.with_name(f".{path.stem}.tmp-{tag}{path.suffix}")
+
+
+def remove_stale_temporaries(folder):
+    """Removes the temporary paths a killed process (SIGKILL, power loss:
+    no chance to clean up) left in `folder`; returns their names. Call it
+    only where no other process is writing (e.g. a run folder on resume)."""
+    folder = pathlib.Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = [p for p in folder.iterdir() if _TEMPORARY_NAME.match(p.name)]
+    for path in stale:
+        _remove(path)
+    return sorted(p.name for p in stale)
 
 
 def _remove(path):

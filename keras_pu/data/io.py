@@ -18,10 +18,17 @@ less common pixel formats, so that nothing is silently damaged:
 - EXIF orientation is applied (`ImageOps.exif_transpose`), so the pixels
   are upright as a photo viewer shows them.
 
+- TIFFs with three samples per pixel tagged BlackIsZero (CVC-ClinicDB's
+  frames), which Pillow refuses, are read as RGB (`file_quirks`).
+- Masks: any non-zero label of a lossless mask is foreground; JPEG masks
+  are thresholded at 127, and ambiguous ones are refused (`read_mask`).
+
 A file that cannot be read (missing, empty, not an image, truncated,
-corrupt) raises `ImageReadError`, which names the file and the cause.
-Truncated files are errors: Pillow's `ImageFile.LOAD_TRUNCATED_IMAGES` is
-left False.
+corrupt, a JPEG whose scan data holds a run of zero bytes) raises
+`ImageReadError`, which names the file and the cause. Truncated files are
+errors: Pillow's `ImageFile.LOAD_TRUNCATED_IMAGES` is left False. Any
+exception Pillow raises on malformed bytes becomes an `ImageReadError`
+(checked by the fuzz tests, tests/test_reader_fuzz.py).
 """
 
 import io

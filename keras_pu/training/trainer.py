@@ -33,6 +33,7 @@ import sys
 
 import keras
 
+from keras_pu import atomic_files
 from keras_pu.training.callbacks import BEST_CHECKPOINT
 from keras_pu.training.callbacks import LAST_CHECKPOINT
 from keras_pu.training.callbacks import LearningRateLogger
@@ -303,6 +304,9 @@ def _resolve_run(recipe, run_dir, resume, data_path, overwrite=False):
         if recipe is None:
             raise TrainingError("No recipe: give --recipe or --model.")
         return recipe, None, {}, data_path
+    # A killed run (SIGKILL) may have left a half-written temporary file.
+    for folder in (run_dir, run_dir / "checkpoints"):
+        atomic_files.remove_stale_temporaries(folder)
     if not recipe_file.is_file():
         raise TrainingError(
             f"Nothing to resume in '{run_dir}': it has no {RECIPE_FILE}. "
@@ -413,15 +417,15 @@ def train(
 
 
 def _resolve_limit(limit, state, run_info):
-    """The --limit of a run: recorded in its state, reused on resume; a
-    different value is an error (the run would change data mid-way)."""
-    if state is None:
-        return limit
-    if "limit" in state:
+    """The --limit of a run: recorded in its state (and in run.json, for a
+    run killed before its first checkpoint), reused on resume; a different
+    value is an error (the run would change data mid-way)."""
+    if state is not None and "limit" in state:
         recorded = state["limit"]
-    else:  # runs from before the state recorded it: the first session's
-        sessions = run_info.get("sessions") or [{}]
-        recorded = sessions[0].get("limit")
+    elif run_info.get("sessions"):
+        recorded = run_info["sessions"][0].get("limit")
+    else:  # a new run
+        return limit
     if limit is None or limit == recorded:
         if recorded is not None:
             print(f"Resuming with --limit {recorded}, as the run started.")
