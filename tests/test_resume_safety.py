@@ -34,9 +34,15 @@ from keras_pu.training.callbacks import RunCheckpoint
 from tests.conftest import REPO_ROOT
 from tests.dataset_factory import make_busi
 
-# Figures quoted in docs/guarantees.md: keep them in step.
-KILL_EXAMPLES = 2
+# Figures quoted in docs/guarantees.md: keep them in step. Each example
+# costs two subprocesses (tens of seconds on a loaded 2-core machine), so
+# the suite draws one kill instant per backend session; raise
+# KILL_EXAMPLES (environment) for a longer hunt.
+KILL_EXAMPLES = int(os.environ.get("KILL_EXAMPLES", 1))
 LIMIT = 3
+# Hypothesis tries the simplest value (0) first: each backend's session
+# shifts it, so that the three sessions kill at three different instants.
+BACKEND_PHASE = {"tensorflow": 0.15, "torch": 0.45, "jax": 0.75}
 
 RECIPE = {
     "name": "tiny",
@@ -152,7 +158,9 @@ def _cli_process(busi, recipe_file, run, resume):
 @settings(max_examples=KILL_EXAMPLES, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow,
                                  HealthCheck.function_scoped_fixture])
-@given(kill_at=st.floats(0.05, 1.0))
+@given(kill_at=st.floats(0, 1).map(
+    lambda u: 0.05 + 0.95 * ((u + BACKEND_PHASE.get(keras.backend.backend(), 0))
+                             % 1.0)))
 def test_sigkill_at_random_instants_then_resume_equals_the_uninterrupted_run(
         busi, reference, tmp_path_factory, kill_at):
     reference_run, _, seconds = reference
