@@ -57,12 +57,11 @@ def add_parser(subparsers):
 
 
 def run(args):
+    from keras_pu.atomic_files import check_overwrite
     from keras_pu.export import check_export_supported
     from keras_pu.export import export_model
     from keras_pu.export import load_model_for_export
     from keras_pu.export import verify_export
-
-    from keras_pu.atomic_files import check_overwrite
 
     # Any other failure (damaged model, full disk) is reported in one line
     # by keras_pu.cli.errors.

@@ -41,8 +41,9 @@ from keras_pu.training.callbacks import ResumableEarlyStopping
 from keras_pu.training.callbacks import RunCheckpoint
 from keras_pu.training.callbacks import atomic_save_model
 from keras_pu.training.callbacks import atomic_write_text
-from keras_pu.training.callbacks import monitor_mode
 from keras_pu.training.callbacks import committed_state
+from keras_pu.training.callbacks import monitor_mode
+from keras_pu.training.callbacks import read_state
 from keras_pu.training.pipeline import EpochSync
 from keras_pu.training.recipe import Recipe
 from keras_pu.training.recipe import RecipeError
@@ -285,7 +286,9 @@ def _truncate_history(path, epochs_completed):
 def _resolve_run(recipe, run_dir, resume, data_path, overwrite=False):
     """Checks the run folder; returns (recipe, state, run_info, data_path)."""
     recipe_file = run_dir / RECIPE_FILE
-    state = committed_state(run_dir)
+    # Resuming repairs what a kill after the last commit left behind;
+    # otherwise the folder is only looked at.
+    state = committed_state(run_dir) if resume else read_state(run_dir)
     run_info = {}
     if (run_dir / RUN_FILE).is_file():
         run_info = json.loads((run_dir / RUN_FILE).read_text())
@@ -385,13 +388,13 @@ def train(
     recipe, state, run_info, data_path = _resolve_run(
         recipe, run_dir, resume, data_path, overwrite
     )
-    limit = _resolve_limit(limit, state, run_info)
     if state is not None and state.get("finished"):
         print(
             f"The run in '{run_dir}' has already finished "
             f"({state['epochs_completed']} epochs); nothing to do."
         )
         return _summary(run_dir, state)
+    limit = _resolve_limit(limit, state, run_info)
     if data_path is None:
         data_path = recipe.get("data.path")
     if data_path is None:
