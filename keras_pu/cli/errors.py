@@ -14,12 +14,17 @@ import sys
 EXIT_FAILURE = 2
 DEBUG_VARIABLE = "KERAS_PU_DEBUG"
 
+# errno names absent on a platform (EDQUOT on Windows) are left out.
 _WRITE_ERRNOS = {
-    errno.ENOSPC: "no space left on device",
-    errno.EDQUOT: "disk quota exceeded",
-    errno.EROFS: "read-only file system",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "operation not permitted",
+    getattr(errno, name): text
+    for name, text in (
+        ("ENOSPC", "no space left on device"),
+        ("EDQUOT", "disk quota exceeded"),
+        ("EROFS", "read-only file system"),
+        ("EACCES", "permission denied"),
+        ("EPERM", "operation not permitted"),
+    )
+    if hasattr(errno, name)
 }
 
 
@@ -38,8 +43,7 @@ def describe(error):
         where = error.filename or ""
         what = _WRITE_ERRNOS[error.errno]
         target = f" at '{where}'" if where else ""
-        return (f"{what}{target}; nothing was half-written. Free space or "
-                "choose a writable --output.")
+        return f"{what}{target}. Free space or choose a writable --output."
     if isinstance(error, OSError) and error.filename:
         return f"{error.strerror or error}: '{error.filename}'"
     message = one_line(error)

@@ -277,7 +277,7 @@ def _truncate_history(path, epochs_completed):
         return
     header, body = rows[0], rows[1:]
     keep = [r for r in body if r and int(r[0]) < epochs_completed]
-    with open(path, "w", newline="") as f:
+    with atomic_files.atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows(keep)
