@@ -147,19 +147,27 @@ def test_predict_accepts_hf_handles_like_export(monkeypatch, empty_model):
     assert model.name == "pu_unet"
 
 
-@pytest.mark.parametrize("damage", ["truncated", "not_a_zip"])
+@pytest.mark.parametrize("damage", ["truncated", "not_a_zip", "truncated_h5"])
 def test_damaged_model_file_is_one_line_for_every_command(
         empty_model, tmp_path, capsys, damage):
     data = empty_model.read_bytes()
     bad = tmp_path / "bad.keras"
-    bad.write_bytes(data[: len(data) // 2] if damage == "truncated"
-                    else b"not a model at all")
+    if damage == "truncated_h5":
+        # A preset-style folder whose weights file is cut off (Keras raises
+        # UnboundLocalError for it).
+        bad = tmp_path / "bad_folder"
+        keras.saving.load_model(empty_model).save(bad, zipped=False)
+        weights = bad / "model.weights.h5"
+        weights.write_bytes(weights.read_bytes()[:weights.stat().st_size // 2])
+    else:
+        bad.write_bytes(data[: len(data) // 2] if damage == "truncated"
+                        else b"not a model at all")
     image = _image_folder(tmp_path / "data") / "a.png"
     assert cli("predict", bad, image, "-o", tmp_path / "p") == 2
-    assert "bad.keras" in _one_line_error(capsys, "predict")
+    assert bad.name in _one_line_error(capsys, "predict")
     assert cli("evaluate", bad, "--data", tmp_path / "data", "--split",
                "all") == 2
-    assert "bad.keras" in _one_line_error(capsys, "evaluate")
+    assert bad.name in _one_line_error(capsys, "evaluate")
     assert cli("export", bad, "--format", "onnx", "-o",
                tmp_path / "m.onnx") == 2
     _one_line_error(capsys, "export")
