@@ -121,7 +121,8 @@ def _sample_shape(model, batch_size=1):
     return tuple(shape)
 
 
-def export_model(model, output, format="onnx", verbose=False):
+def export_model(model, output, format="onnx", verbose=False,
+                 overwrite=False):
     """Exports `model` for inference with Keras's `model.export`.
 
     Args:
@@ -132,6 +133,13 @@ def export_model(model, output, format="onnx", verbose=False):
         format: `"onnx"` or `"saved_model"`. Defaults to `"onnx"`.
         verbose: whether Keras prints its export messages. Defaults to
             `False`.
+        overwrite: replace an existing file or folder at `output`.
+            Defaults to `False`: an existing `output` raises
+            `keras_pu.atomic_files.OverwriteError` before any work.
+
+    The artifact is written to a temporary path beside `output` and renamed
+    into place, so a failure (a full disk, a converter error) leaves the old
+    artifact, if any, as it was and no temporary files behind.
 
     Returns:
         The path of the artifact, a `pathlib.Path`.
@@ -155,7 +163,10 @@ def export_model(model, output, format="onnx", verbose=False):
     import keras
     import numpy as np
 
+    from keras_pu import atomic_files
+
     check_export_supported(format)
+    atomic_files.check_overwrite(output, overwrite)
     if not isinstance(model, keras.Model):
         model = load_model_for_export(model)
     mixed = [
@@ -176,8 +187,9 @@ def export_model(model, output, format="onnx", verbose=False):
     output = pathlib.Path(output)
     if output.parent and not output.parent.exists():
         output.parent.mkdir(parents=True)
-    with _without_torch_tracer_warnings():
-        model.export(str(output), format=_KERAS_FORMAT[format], verbose=verbose)
+    with _without_torch_tracer_warnings(), atomic_files.atomic_path(
+            output) as tmp:
+        model.export(str(tmp), format=_KERAS_FORMAT[format], verbose=verbose)
     return output
 
 

@@ -62,6 +62,28 @@ def _find_recipe(*folders):
     return None
 
 
+def load_model_file(path):
+    """keras.saving.load_model, with a damaged file as a ModelLoadError.
+
+    Keras reports a truncated or corrupt .keras/.h5 in many ways (OSError
+    from h5py, zipfile.BadZipFile, KeyError, even UnboundLocalError); the
+    user needs to know which file and what to do. Unsafe configs and
+    missing classes stay ValueErrors with Keras's own message."""
+    import zipfile
+
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except ValueError:
+        raise
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile,
+            UnboundLocalError, AttributeError) as e:
+        raise ModelLoadError(
+            f"cannot load the model at '{path}': the file is damaged or "
+            f"incomplete ({type(e).__name__}: {e}). Download or copy it "
+            "again, or retrain."
+        ) from None
+
+
 def load_segmentation_model(spec):
     """Loads a model for inference; returns `(model, recipe_or_None)`.
 
@@ -77,8 +99,8 @@ def load_segmentation_model(spec):
         saved next to it as a plain dict (`None` if there is none).
 
     Raises:
-        ModelLoadError: nothing loadable at `spec`; the message says what was
-            expected.
+        ModelLoadError: nothing loadable at `spec`, or a damaged model
+            file; the message says what was expected.
 
     Example:
 
@@ -102,15 +124,15 @@ def load_segmentation_model(spec):
                 f"'{path}' is not a Keras model file: expected a .keras file,"
                 " a training run folder or a preset folder."
             )
-        model = keras.saving.load_model(path, compile=False)
+        model = load_model_file(path)
         # A run's checkpoints/ and model.keras: the recipe is nearby.
         return model, _find_recipe(path.parent, path.parent.parent)
     if path.is_dir():
         if (path / RUN_MODEL).is_file():
-            model = keras.saving.load_model(path / RUN_MODEL, compile=False)
+            model = load_model_file(path / RUN_MODEL)
             return model, _find_recipe(path)
         if (path / "config.json").is_file():
-            model = keras.saving.load_model(path, compile=False)
+            model = load_model_file(path)
             return model, _find_recipe(path)
         raise ModelLoadError(
             f"'{path}' holds no model: it has no config.json. Expected "

@@ -20,6 +20,7 @@ LAYERS = {
     "version": 0,
     "hardware": 0,  # precision and threads for the machine: keras only
     "platform_safety": 0,  # native-library workarounds: keras only
+    "atomic_files": 0,  # temp-then-rename writes: the standard library only
     "layers": 1,
     "losses": 1,
     "metrics": 1,

@@ -66,7 +66,7 @@ def run(args):
         return _run(args)
     except (ZooError, ValueError) as e:
         print(f"keras-pu demo: error: {e}", file=sys.stderr)
-        return 1
+        return 2
 
 
 def _run(args):

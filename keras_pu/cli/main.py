@@ -69,7 +69,9 @@ def run_parsed(parser, args):
                 f"the {keras.backend.backend()} backend. Use the `keras-pu` "
                 "command, or set KERAS_BACKEND before starting Python."
             )
-    return args.run(args) or 0
+    from keras_pu.cli.errors import run_command
+
+    return run_command(args.command, args.run, args)
 
 
 if __name__ == "__main__":

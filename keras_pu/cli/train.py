@@ -136,6 +136,9 @@ def add_parser(subparsers):
                    "(VALUE is JSON; repeatable)")
     p.add_argument("--output", "-o", metavar="DIR",
                    help="run folder (default: runs/<recipe name>)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="let a new run replace a model.keras already in "
+                   "--output")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --output from its last "
                    "checkpoint")
@@ -172,8 +175,8 @@ def build_recipe(args):
             {
                 "name": args.model.lower(),
                 "model": {"class": args.model},
-                "data": {"image_size": args.image_size or [256, 256],
-                         "split": "auto"},
+                # --image-size is applied below, with --set (model depth).
+                "data": {"image_size": [256, 256], "split": "auto"},
             },
             source="command line",
         )
@@ -220,34 +223,39 @@ def build_recipe(args):
     if args.no_early_stopping:
         changes.append(("--no-early-stopping", "early_stopping.enabled",
                         False))
+    # One validated replace for the flags and every --set, so that checks
+    # across keys (image size vs model depth) see all of them at once.
+    for key, value in args.settings:
+        changes.append((f"--set {key}", *_setting_change(recipe, changes, key,
+                                                          value)))
     if changes:
         try:
             recipe = recipe.replace({key: value for _, key, value in changes})
         except RecipeError as e:
             # Name the flag when one flag's value is the problem.
             for flag, key, value in changes:
-                if f"'{key}'" in str(e):
-                    raise RecipeError(f"{flag} {value}: {e}") from None
+                if f"'{key}" in str(e):
+                    label = flag if flag.startswith("--set") else f"{flag} {value}"
+                    raise RecipeError(f"{label}: {e}") from None
             raise
-    for key, value in args.settings:
-        recipe = _set_nested(recipe, key, value)
     return recipe
 
 
-def _set_nested(recipe, key, value):
-    from keras_pu.training.recipe import RecipeError
-
-    # model.config.* and augmentation.* are free-form objects.
+def _setting_change(recipe, changes, key, value):
+    """(recipe key, value) of one --set KEY=VALUE. model.config.* and
+    augmentation.* are free-form objects: the key sets one entry of it."""
     for prefix in ("model.config.", "augmentation."):
         if key.startswith(prefix):
             section = prefix[:-1]
-            current = recipe.get(section) or {}
+            current = next(
+                (dict(v) for _, k, v in reversed(changes) if k == section),
+                None,
+            )
+            if current is None:
+                current = dict(recipe.get(section) or {})
             current[key[len(prefix):]] = value
-            return recipe.replace({section: current})
-    try:
-        return recipe.replace({key: value})
-    except RecipeError as e:
-        raise RecipeError(f"--set {key}: {e}") from None
+            return section, current
+    return key, value
 
 
 def run(args):
@@ -287,6 +295,7 @@ def run(args):
             limit=args.limit,
             workers=args.workers,
             cache=None if args.cache == "none" else args.cache,
+            overwrite=args.overwrite,
         )
     except (RecipeError, TrainingError, DatasetError) as e:
         print(f"keras-pu train: error: {e}", file=sys.stderr)

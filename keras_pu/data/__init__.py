@@ -11,6 +11,7 @@ from keras_pu.data.datasets import SegmentationDataset
 from keras_pu.data.datasets import detect_layout
 from keras_pu.data.datasets import load_dataset
 from keras_pu.data.io import ImageReadError
+from keras_pu.data.io import MaskWarning
 from keras_pu.data.scanning import DatasetSpec
 from keras_pu.data.io import image_size
 from keras_pu.data.io import read_image
@@ -39,6 +40,7 @@ __all__ = [
     "detect_layout",
     "load_dataset",
     "ImageReadError",
+    "MaskWarning",
     "image_size",
     "read_image",
     "read_mask",

@@ -31,7 +31,7 @@ from keras_pu.data.io import read_mask
 
 # Bump when the decoding changes (resampling, mask rule): old files are
 # then ignored.
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2  # 2: label-valued lossless masks (any non-zero label)
 
 
 def _file_signature(path):
@@ -108,14 +108,15 @@ class DecodedCache:
             ) from None
 
     @classmethod
-    def build(cls, samples, image_size, mask_threshold=127, directory=None,
+    def build(cls, samples, image_size, mask_threshold=None, directory=None,
               verbose=False):
         """Decodes `samples` at `image_size` (or reads a matching cache).
 
         Args:
             samples: a `SegmentationDataset` or a sequence of `Sample`s.
             image_size: (height, width) of the model input.
-            mask_threshold: see `keras_pu.data.read_mask`.
+            mask_threshold: `None` (`read_mask`'s own rule) or a grey level;
+                see `keras_pu.data.read_mask`.
             directory: optional folder for memory-mapped `.npy` files, reused
                 by later runs while nothing they depend on has changed.
             verbose: print one line when decoding (it can take a minute).

@@ -81,7 +81,7 @@ def preprocess_image(image, image_size):
     return np.asarray(pil.convert("RGB"), dtype=np.float32) / 255.0
 
 
-def load_pair(sample, image_size, mask_threshold=127):
+def load_pair(sample, image_size, mask_threshold=None):
     """One sample -> (image float32 (h, w, 3) in [0, 1], mask float32 (h, w, 1))."""
     size = _check_image_size(image_size)
     image = read_image(sample.image_path, channels=3, size=size)
@@ -124,8 +124,9 @@ class SegmentationSequence(keras.utils.PyDataset):
         seed: int, the base of the shuffle and augmentation seeds. Default 0.
         drop_remainder: leave out the last, smaller batch (keeps one batch
             shape: JAX compiles the train step once). Default False.
-        mask_threshold: grey level above which a mask pixel is foreground
-            (see `read_mask`). Default 127.
+        mask_threshold: `None` (default: `read_mask`'s rule, any non-zero
+            label of a lossless mask is foreground, JPEG masks above 127) or
+            a grey level above which a mask pixel is foreground.
         cache: `None` (decode every batch's files), `"memory"` (decode
             and resize every sample once, into uint8 arrays in memory), a
             folder (the same, as memory-mapped files reused by later runs
@@ -155,7 +156,7 @@ class SegmentationSequence(keras.utils.PyDataset):
         shuffle=False,
         seed=0,
         drop_remainder=False,
-        mask_threshold=127,
+        mask_threshold=None,
         cache=None,
         workers=1,
         use_multiprocessing=False,
@@ -255,7 +256,7 @@ class SegmentationSequence(keras.utils.PyDataset):
         self._order = self._epoch_order(self.epoch)
 
 
-def labelled_batches(dataset, image_size=256, batch_size=8, mask_threshold=127,
+def labelled_batches(dataset, image_size=256, batch_size=8, mask_threshold=None,
                      original_masks=False):
     """Iterates a dataset in order, without augmentation, for evaluation.
 

@@ -393,7 +393,9 @@ class Recipe:
         return Recipe(data, source=self.source)
 
     def save(self, path):
-        pathlib.Path(path).write_text(json.dumps(self._data, indent=2) + "\n")
+        from keras_pu import atomic_files
+
+        atomic_files.write_text(path, json.dumps(self._data, indent=2) + "\n")
 
     def __eq__(self, other):
         return isinstance(other, Recipe) and self._data == other._data

@@ -402,6 +402,10 @@ def _hub_files(source, filenames, cache_dir, force_download, progress):
     short_rev = revision[:12] if hub.is_commit_sha(revision) else revision
     if cached and not force_download:
         say(f"{source.label}: using cached files of {source.repo_id}@{short_rev}.")
+    elif hub.is_offline():
+        # Nothing will be downloaded: the fetch below names the missing file
+        # (OfflineCacheMissError); announcing a download would mislead.
+        pass
     else:
         size = ""
         if records:
