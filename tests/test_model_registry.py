@@ -64,6 +64,11 @@ def test_recipe_and_cli_ask_the_registry(tiny_custom_model):
             {"model": {"class": "TinyCustomNet"}, "data": {"image_size": [12, 12]}}
         )
     assert _model_class("tiny") == "TinyCustomNet"
+    # The trainer builds what the registry names, exported or not.
+    from keras_pu.training import build_model
+
+    with pytest.raises(RecipeError, match="TinyCustomNet takes no argument 'widths'"):
+        build_model(recipe.replace({"model.config": {"widths": 4}}))
 
 
 def test_zoo_rebuilds_registered_architectures_only():

@@ -30,7 +30,7 @@ from keras_pu.data.io import verify_image
 from keras_pu.data.scanning import IMAGE_EXTENSIONS  # noqa: F401  (public name)
 from keras_pu.data.scanning import DatasetError
 from keras_pu.data.scanning import DatasetProblem
-from keras_pu.data.scanning import Sample
+from keras_pu.data.scanning import Sample  # noqa: F401  (public name)
 from keras_pu.data.scanning import natural_key
 
 LAYOUTS = dataset_registry.layout_names()

@@ -67,10 +67,10 @@ class TrainingError(RuntimeError):
 
 def build_model(recipe):
     """The recipe's model (uncompiled), with input_shape from image_size."""
-    import keras_pu.models
+    from keras_pu.models.registry import get_model_class
 
     model_section = recipe["model"]
-    cls = getattr(keras_pu.models, model_section["class"])
+    cls = get_model_class(model_section["class"])
     height, width = recipe.get("data.image_size")
     config = dict(model_section["config"])
     # Keras models take **kwargs and ignore unknown ones: check the names.
