@@ -284,6 +284,20 @@ def test_precision_auto_is_resolved_printed_recorded_and_kept_on_resume(
     from keras_pu.hardware import PrecisionChoice
 
     monkeypatch.delenv(PRECISION_ENV, raising=False)
+    # --threads 1 below sets these for the rest of this process (and its
+    # subprocesses): restore them, and torch's thread count, afterwards so
+    # later tests run as before.
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                 "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
+                 "XLA_FLAGS"):
+        if name in os.environ:
+            monkeypatch.setenv(name, os.environ[name])
+        else:
+            monkeypatch.delenv(name, raising=False)
+    if keras.backend.backend() == "torch":
+        import torch
+
+        request_threads = torch.get_num_threads()
     monkeypatch.setattr(
         "keras_pu.training.trainer.choose_precision",
         lambda: PrecisionChoice("mixed_bfloat16", "a test CPU with bf16"),
@@ -309,6 +323,9 @@ def test_precision_auto_is_resolved_printed_recorded_and_kept_on_resume(
     assert "training.dtype_policy" in capsys.readouterr().err
     assert cli(*args[:-1], tmp_path / "t0", "--threads", "0") == 2
     assert "--threads" in capsys.readouterr().err
+    if keras.backend.backend() == "torch":
+        assert torch.get_num_threads() == 1  # --threads 1 reached torch
+        torch.set_num_threads(request_threads)
 
 
 def test_evaluate_and_predict_a_preset_folder(trained_run, busi, tmp_path):
