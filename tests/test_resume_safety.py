@@ -80,16 +80,48 @@ def _state(run):
     return json.loads((run / "training_state.json").read_text())
 
 
+def _assert_same_values(a, b, path="state"):
+    """Equal structures; floats equal to float32 rounding (see below)."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), path
+        for key in a:
+            _assert_same_values(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same_values(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) and isinstance(b, (int, float)):
+        assert b == pytest.approx(a, rel=1e-5, abs=1e-7), path
+    else:
+        assert a == b, path
+
+
 def assert_same_run(run, reference_run):
-    """Same weights, optimizer step, history and state as the reference."""
+    """Same weights, optimizer step, history and state as the reference.
+
+    The reference is trained in this process and the killed run in
+    subprocesses: on the TensorFlow backend the two have been seen to differ
+    in the last bit of a few weights (a summation order of the CPU kernels
+    that is not the same in every process), so values are compared to
+    float32 rounding (relative 1e-5). A resume that repeated or skipped a
+    step, or changed the data order or the augmentation, moves the weights
+    by orders of magnitude more.
+    """
     a = keras.saving.load_model(reference_run / "checkpoints/last.keras")
     b = keras.saving.load_model(run / "checkpoints/last.keras")
     assert int(b.optimizer.iterations) == int(a.optimizer.iterations) > 0
     for va, vb in zip(a.weights, b.weights):
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(va),
-                                      keras.ops.convert_to_numpy(vb))
-    assert _history(run) == _history(reference_run)
-    assert _state(run) == _state(reference_run)
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(vb),
+                                   keras.ops.convert_to_numpy(va),
+                                   rtol=1e-5, atol=1e-7)
+    history, reference_history = _history(run), _history(reference_run)
+    assert [r.keys() for r in history] == [r.keys() for r in reference_history]
+    for row, reference_row in zip(history, reference_history):
+        assert row["epoch"] == reference_row["epoch"]
+        for key in row:
+            assert float(row[key]) == pytest.approx(
+                float(reference_row[key]), rel=1e-5, abs=1e-7), key
+    _assert_same_values(_state(reference_run), _state(run))
     assert (run / "model.keras").is_file()
     assert json.loads((run / "run.json").read_text())["data"]["sizes"] == (
         json.loads((reference_run / "run.json").read_text())["data"]["sizes"])
