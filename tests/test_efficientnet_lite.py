@@ -16,11 +16,17 @@ import keras
 import numpy as np
 import pytest
 
+from keras_pu.layers import ProductUnitResidualBlock
+from keras_pu.layers import ResidualBlock
 from keras_pu.models.efficientnet_lite import EfficientNetLite0
+from keras_pu.models.efficientnet_lite import EncoderPUUNet
+from keras_pu.models.efficientnet_lite import EncoderResUNet
+from keras_pu.models.efficientnet_lite import UnfreezeEncoder
 from keras_pu.models.efficientnet_lite import PYRAMID_CHANNELS
 from keras_pu.models.efficientnet_lite import imagenet_weights_path
 from keras_pu.models.efficientnet_lite import pyramid_layer_names
 from keras_pu.models.efficientnet_lite import weights as weights_lib
+from keras_pu.selfreg import SelfRegLoss
 from keras_pu.zoo.errors import IntegrityError
 from keras_pu.zoo.errors import ZooError
 from tests.conftest import REPO_ROOT
@@ -199,3 +205,131 @@ def test_missing_weights_say_where_to_put_them(tmp_path, monkeypatch):
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         EfficientNetLite0(**kwargs)
+
+
+# --------------------------------------------------------------------------
+# U-Nets on the encoder
+# --------------------------------------------------------------------------
+
+# Small decoder and images: the encoder is the real Lite0 (3 M parameters).
+UNET = dict(input_shape=(32, 32, 3), decoder_widths=(16, 8, 8, 8, 4, 4),
+            encoder_weights=None)
+
+
+def test_pu_and_res_unets_on_the_encoder_have_equal_parameters():
+    pu = EncoderPUUNet(**UNET)
+    res = EncoderResUNet(**UNET)
+    assert pu.count_params() == res.count_params()
+    kinds = {l.name: type(l) for l in pu.layers if isinstance(l, ResidualBlock)}
+    assert kinds == {
+        "decoder_stage_32": ProductUnitResidualBlock,
+        "decoder_stage_16": ProductUnitResidualBlock,
+        "decoder_stage_8": ResidualBlock,
+        "decoder_stage_4": ResidualBlock,
+        "decoder_stage_2": ResidualBlock,
+        "decoder_stage_1": ResidualBlock,
+    }
+    assert not any(isinstance(l, ProductUnitResidualBlock) for l in res.layers)
+    # SelfReg roles name layers of the model, teacher at full resolution.
+    roles = pu.feature_layers
+    for name in roles["encoder"] + roles["decoder"] + [roles["teacher"]]:
+        pu.get_layer(name)
+    assert tuple(pu.get_layer(roles["teacher"]).output.shape)[1:3] in (
+        (32, 32), (4, 32),  # channels last / channels first compute layout
+    )
+    assert len(pu.encoder_layers) > 100
+    assert all(l.name not in roles["decoder"] for l in pu.encoder_layers)
+
+
+def test_unet_gets_the_imagenet_encoder(imagenet_model):
+    model = EncoderPUUNet(**dict(UNET, encoder_weights="imagenet"))
+    for name in ("stem_bn", "block9_expand_conv", "block15_project_bn"):
+        for a, b in zip(model.get_layer(name).get_weights(),
+                        imagenet_model.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_unet_save_and_load_round_trip(tmp_path):
+    model = EncoderPUUNet(**UNET)
+    x = np.random.default_rng(3).uniform(0, 1, (2, 32, 32, 3)).astype("float32")
+    path = tmp_path / "unet.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is EncoderPUUNet
+    assert loaded.get_config() == model.get_config()
+    assert loaded.get_config()["encoder_weights"] is None
+    expected = model.predict(x, verbose=0)
+    assert expected.shape == (2, 32, 32, 1)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, atol=1e-5)
+
+
+def test_unet_features_feed_selfreg():
+    model = EncoderPUUNet(**UNET)
+    roles = model.feature_layers
+    loss = SelfRegLoss(
+        roles["encoder"], roles["decoder"], roles["teacher"], seed=0,
+        data_format=model.compute_data_format,
+    )
+    graph = keras.Model(
+        model.inputs, [model.get_layer(n).output for n in loss.layer_names]
+    )
+    x = np.random.default_rng(5).uniform(0, 1, (2, 32, 32, 3)).astype("float32")
+    features = graph.predict(x, verbose=0)
+    value = float(keras.ops.convert_to_numpy(
+        loss([keras.ops.convert_to_tensor(f) for f in features])
+    ))
+    assert np.isfinite(value) and value > 0
+
+
+def test_unet_trains_with_the_encoder_frozen_then_unfrozen():
+    images = np.random.default_rng(4).uniform(0, 1, (4, 32, 32, 3)).astype("float32")
+    masks = (images[..., :1] > 0.5).astype("float32")
+    model = EncoderResUNet(**UNET)
+    model.compile("adam", keras.losses.BinaryCrossentropy(from_logits=True))
+    watched = ("stem_conv", "block5_dw_bn", "decoder_stage_1")
+    snapshots = []
+
+    def snapshot():
+        return {
+            name: [np.array(w) for w in model.get_layer(name).get_weights()]
+            for name in watched
+        }
+
+    class Snapshot(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            snapshots.append(snapshot())
+
+    before = snapshot()
+    history = model.fit(
+        images, masks, epochs=2, batch_size=2, verbose=0,
+        callbacks=[UnfreezeEncoder(epochs=1), Snapshot()],
+    )
+    assert np.all(np.isfinite(history.history["loss"]))
+
+    def changed(a, b):
+        return any(not np.array_equal(x, y) for x, y in zip(a, b))
+
+    # Epoch 0: encoder (weights and batch-norm statistics) frozen, decoder
+    # trained; epoch 1: everything trained, the step count carried over.
+    assert not changed(before["stem_conv"], snapshots[0]["stem_conv"])
+    assert not changed(before["block5_dw_bn"], snapshots[0]["block5_dw_bn"])
+    assert changed(before["decoder_stage_1"], snapshots[0]["decoder_stage_1"])
+    assert changed(snapshots[0]["stem_conv"], snapshots[1]["stem_conv"])
+    assert changed(snapshots[0]["block5_dw_bn"], snapshots[1]["block5_dw_bn"])
+    assert all(l.trainable for l in model.encoder_layers)
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 4
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(input_shape=(48, 48, 3)), "multiple of 32"),
+        (dict(input_shape=(32, 32, 1)), "RGB"),
+        (dict(encoder="resnet50"), "unknown encoder"),
+        (dict(pu_stages=(64,)), "unknown decoder stage 64"),
+        (dict(decoder_widths=(8, 8)), "decoder_widths"),
+    ],
+)
+def test_unet_bad_arguments_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        EncoderPUUNet(**dict(UNET, **kwargs))
