@@ -275,6 +275,9 @@ def test_unet_features_feed_selfreg():
     )
     x = np.random.default_rng(5).uniform(0, 1, (2, 32, 32, 3)).astype("float32")
     features = graph.predict(x, verbose=0)
+    # As SegmentationModel.attach_feature_loss does: shapes in the model's
+    # layout.
+    loss.build([f.shape for f in features])
     value = float(keras.ops.convert_to_numpy(
         loss([keras.ops.convert_to_tensor(f) for f in features])
     ))
