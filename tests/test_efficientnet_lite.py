@@ -336,3 +336,23 @@ def test_unet_trains_with_the_encoder_frozen_then_unfrozen():
 def test_unet_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         EncoderPUUNet(**dict(UNET, **kwargs))
+
+
+def test_unet_exports_to_onnx_with_keras_logits(tmp_path):
+    from keras_pu.export import export_model
+    from keras_pu.export import verify_export
+    from tests.cross_backend_worker import randomize
+    from tests.test_export import ONNX_MODULES
+
+    import importlib.util
+
+    missing = [
+        m for m in ("onnxruntime", *ONNX_MODULES[keras.backend.backend()])
+        if importlib.util.find_spec(m) is None
+    ]
+    if missing:
+        pytest.skip(f"needs {missing} (pip install 'keras-pu[export]')")
+    model = EncoderPUUNet(**UNET)
+    randomize(model, seed=3)
+    path = export_model(model, tmp_path / "unet.onnx", format="onnx")
+    assert verify_export(model, path, "onnx") <= 1e-4

@@ -17,7 +17,7 @@ ENCODERS = ("efficientnet_lite0",)
 # Output strides of the decoder stages, lowest resolution first: 32 is the
 # bridge on the encoder's last feature, 1 the full-resolution stage.
 DECODER_STRIDES = (32, 16, 8, 4, 2, 1)
-UPSAMPLING_MODES = ("bilinear", "nearest")
+UPSAMPLING_MODES = ("nearest", "bilinear")
 
 
 def decoder_stage_name(stride):
@@ -67,7 +67,10 @@ class EncoderUNet(SegmentationModel):
             product-unit blocks, each in `(32, 16, 8, 4, 2, 1)`. Defaults to
             `()`.
         blocks_per_stage: residual blocks per decoder stage. Defaults to `1`.
-        upsampling: `"bilinear"` or `"nearest"`. Defaults to `"bilinear"`.
+        upsampling: `"nearest"` (as segmentation_models_pytorch's U-Net)
+            or `"bilinear"`. Defaults to `"nearest"`. (Keras 3.15's
+            bilinear resize cannot be exported to ONNX under JAX with a
+            dynamic batch size; nearest exports under every backend.)
         data_format, compute_data_format: as in `keras_pu.models.ResidualUNet`.
         batchnorm_momentum: momentum of every batch normalisation. Defaults
             to `0.99`.
@@ -99,7 +102,7 @@ class EncoderUNet(SegmentationModel):
         decoder_widths=(256, 128, 64, 32, 16, 16),
         pu_stages=(),
         blocks_per_stage=1,
-        upsampling="bilinear",
+        upsampling="nearest",
         data_format=None,
         compute_data_format=None,
         batchnorm_momentum=0.99,
