@@ -36,7 +36,11 @@ def worker_env(kind, threads, library=None):
     every framework (None: the framework's default), and the keras-pu
     checkout it imports (`library`, default this one)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
-    env["KERAS_BACKEND"] = "torch" if kind == "monai" else kind
+    # Pure-PyTorch workers (MONAI, the convolution probe) run under torch;
+    # the input-pipeline worker under TensorFlow (its augmentation's
+    # default compute backend when TensorFlow is installed).
+    env["KERAS_BACKEND"] = {"monai": "torch", "probe": "torch",
+                            "pipeline": "tensorflow"}.get(kind, kind)
     # The harness from this checkout, keras_pu from `library`.
     env["KERAS_PU_BENCH_LIBRARY"] = os.path.abspath(library or REPO_ROOT)
     if threads:
@@ -174,6 +178,10 @@ def build_keras_model(spec, size):
     cls = {"res_unet": keras_pu.models.ResUNet,
            "pu_unet": keras_pu.models.PUUNet}[spec["arch"]]
     kwargs = dict(spec.get("kwargs", {}))
+    if spec.get("precision"):
+        from keras_pu.hardware import dtype_policy_for
+
+        kwargs["dtype"] = dtype_policy_for(spec["precision"])
     return cls(input_shape=(size, size, 3), **kwargs)
 
 
@@ -388,6 +396,19 @@ class MonaiContender:
         self.loss = torch.nn.BCEWithLogitsLoss()
         self.train = train
         self.size = size
+        # torch.autocast in bf16: PyTorch's own mixed precision, the fair
+        # peer of a Keras model under the mixed_bfloat16 policy.
+        self.autocast = spec.get("precision") == "bfloat16"
+        if self.autocast:
+            self.model = self.model.to(memory_format=torch.channels_last)
+            self.x = self.x.contiguous(memory_format=torch.channels_last)
+
+    def _precision_scope(self):
+        import contextlib
+
+        if not self.autocast:
+            return contextlib.nullcontext()
+        return self.torch.autocast("cpu", dtype=self.torch.bfloat16)
 
     def info(self, count_flops=True):
         from torch.utils.flop_counter import FlopCounterMode
@@ -413,14 +434,96 @@ class MonaiContender:
         torch = self.torch
         if mode == "infer":
             self.model.eval()
-            with torch.inference_mode():
+            with torch.inference_mode(), self._precision_scope():
                 self.model(self.x)
         else:
             self.model.train()
             self.optimizer.zero_grad(set_to_none=True)
-            loss = self.loss(self.model(self.x), self.y)
+            with self._precision_scope():
+                loss = self.loss(self.model(self.x).float(), self.y)
             loss.backward()
             self.optimizer.step()
+
+
+class ConvProbeContender:
+    """Plain-PyTorch 3x3 convolutions (forward, backward-data and
+    backward-weights) at a U-Net's widths and resolutions, channels-last:
+    the rate this machine's convolution kernels reach in float32 and bf16,
+    the yardstick of the models' achieved TFLOP/s. Modes: "float32",
+    "bfloat16"."""
+
+    def __init__(self, spec, batch, size, train, jit_compile):
+        import torch
+
+        self.torch = torch
+        self.tensors = {}
+        self.flops = 0
+        for level, width in enumerate(spec["widths"]):
+            side = size // 2**level
+            self.flops += 3 * 2 * 9 * width * width * side * side * batch
+            for dtype in ("float32", "bfloat16"):
+                x = torch.randn(batch, width, side, side).to(
+                    memory_format=torch.channels_last,
+                    dtype=getattr(torch, dtype)).requires_grad_()
+                w = (torch.randn(width, width, 3, 3) * 0.05).to(
+                    memory_format=torch.channels_last,
+                    dtype=getattr(torch, dtype)).requires_grad_()
+                self.tensors.setdefault(dtype, []).append((x, w))
+
+    def info(self, count_flops=True):
+        return {"flops_per_step": self.flops}
+
+    def warm_up(self, steps=2):
+        for _ in range(steps):
+            self.step("float32")
+            self.step("bfloat16")
+
+    def step(self, mode):
+        F = self.torch.nn.functional
+        for x, w in self.tensors[mode]:
+            y = F.conv2d(x, w, padding=1)
+            y.backward(self.torch.ones_like(y))
+
+
+class PipelineContender:
+    """One batch of the training input pipeline: `SegmentationSequence`
+    with the decode cache and the recipes' default augmentation, on
+    Kvasir-SEG (`spec["data"]`) or synthetic images of Kvasir-SEG's size."""
+
+    def __init__(self, spec, batch, size, train, jit_compile):
+        import tempfile
+
+        from keras_pu.data import SegmentationAugmentation
+        from keras_pu.data import SegmentationSequence
+        from keras_pu.data import load_dataset
+
+        root = spec.get("data")
+        if not root:
+            from tests.dataset_factory import make_kvasir
+
+            self._tmp = tempfile.TemporaryDirectory()
+            root = self._tmp.name
+            make_kvasir(root, n=4 * batch)
+        dataset = load_dataset("kvasir-seg", root)
+        self.sequence = SegmentationSequence(
+            dataset, image_size=size, batch_size=batch, shuffle=True,
+            augmentation=SegmentationAugmentation(seed=0), cache="memory",
+            drop_remainder=True)
+        self.index = 0
+
+    def info(self, count_flops=True):
+        return {"images": len(self.sequence.samples)}
+
+    def warm_up(self, steps=2):
+        for _ in range(steps):
+            self.step("batch")
+
+    def step(self, mode):
+        self.sequence[self.index % len(self.sequence)]
+        self.index += 1
+
+
+CONTENDERS = {"probe": ConvProbeContender, "pipeline": PipelineContender}
 
 
 def _reply(payload):
@@ -444,7 +547,9 @@ def worker_main(kind):
                 info = {}
                 sys.stdout = sys.stderr
                 for name, spec in command["models"].items():
-                    cls = MonaiContender if kind == "monai" else KerasContender
+                    cls = CONTENDERS.get(kind) or (
+                        MonaiContender if kind == "monai" else KerasContender
+                    )
                     start = time.perf_counter()
                     contender = cls(
                         spec,
@@ -478,7 +583,9 @@ def _versions(kind):
     names = {"tensorflow": ["keras", "tensorflow"],
              "jax": ["keras", "jax"],
              "torch": ["keras", "torch"],
-             "monai": ["monai", "torch"]}[kind]
+             "monai": ["monai", "torch"],
+             "probe": ["torch"],
+             "pipeline": ["keras", "tensorflow", "Pillow"]}[kind]
     out = {}
     for name in names:
         for dist in (name, f"{name}-cpu"):

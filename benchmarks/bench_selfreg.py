@@ -25,7 +25,7 @@ def worker(args):
     import numpy as np
 
     import keras_pu
-    from keras_pu.callbacks.selfreg_distillation import _feature_layout
+    from keras_pu.selfreg.distillation import _feature_layout
     from keras_pu.selfreg import SelfRegLoss
 
     rng = np.random.default_rng(0)

@@ -33,8 +33,8 @@ import keras  # noqa: E402
 
 from keras_pu.training import Recipe  # noqa: E402
 from keras_pu.training.pipeline import make_sequences  # noqa: E402
-from keras_pu.training.splits import load_recipe_dataset  # noqa: E402
-from keras_pu.training.splits import split_dataset  # noqa: E402
+from keras_pu.data.recipe_splits import load_recipe_dataset  # noqa: E402
+from keras_pu.data.recipe_splits import split_dataset  # noqa: E402
 from keras_pu.training.trainer import build_model  # noqa: E402
 from keras_pu.training.trainer import compile_model  # noqa: E402
 

@@ -34,7 +34,7 @@ import keras  # noqa: E402
 import keras_pu  # noqa: E402
 from keras_pu.zoo import integrity  # noqa: E402
 from keras_pu.zoo import registry as registry_lib  # noqa: E402
-from keras_pu.zoo.packaging import add_preset  # noqa: E402
+from tools.zoo.packaging import add_preset  # noqa: E402
 from tests import zoo_fixtures as zf  # noqa: E402
 
 

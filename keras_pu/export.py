@@ -23,9 +23,10 @@ on the same input.
 The converters live in the `export` extra: `pip install "keras-pu[export]"`.
 """
 
+import contextlib
 import importlib.util
-import os
 import pathlib
+import warnings
 
 FORMATS = ("onnx", "saved_model")
 
@@ -92,41 +93,12 @@ def check_export_supported(format, backend=None):
 def load_model_for_export(source):
     """Loads the model to export from `source`: a `.keras` file, a Keras
     model directory (config.json + model.weights.h5, the layout of a preset
-    folder), or a preset name / `hf://` handle when `keras_pu.zoo` is
-    available."""
-    import keras
+    folder), a training run folder, a preset name or an `hf://` handle
+    (`keras_pu.inference.load_segmentation_model`, the one loader)."""
+    from keras_pu.inference import load_segmentation_model
 
-    import keras_pu  # noqa: F401  (registers the keras_pu classes)
-
-    path = pathlib.Path(source)
-    if path.is_file():
-        if path.suffix != ".keras":
-            raise ValueError(
-                f"Cannot export {str(source)!r}: expected a .keras file, a "
-                "model directory (with config.json) or a preset name."
-            )
-        return keras.saving.load_model(path, compile=False)
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise ValueError(
-                f"Directory {str(source)!r} is not a Keras model directory: "
-                "it has no config.json (a preset folder has config.json, "
-                "model.weights.h5 and metadata.json)."
-            )
-        return keras.saving.load_model(str(path), compile=False)
-    try:
-        from keras_pu import zoo
-    except ImportError:
-        zoo = None
-    is_handle = str(source).startswith("hf://") or (
-        os.sep not in str(source) and "." not in path.name
-    )
-    if zoo is not None and is_handle:
-        return zoo.load(str(source))  # a preset name or an hf:// handle
-    raise ValueError(
-        f"Cannot export {str(source)!r}: no such file or directory. Give a "
-        ".keras file, a model directory (with config.json) or a preset name."
-    )
+    model, _ = load_segmentation_model(source)
+    return model
 
 
 def _sample_shape(model, batch_size=1):
@@ -149,7 +121,8 @@ def _sample_shape(model, batch_size=1):
     return tuple(shape)
 
 
-def export_model(model, output, format="onnx", verbose=False):
+def export_model(model, output, format="onnx", verbose=False,
+                 overwrite=False):
     """Exports `model` for inference with Keras's `model.export`.
 
     Args:
@@ -160,6 +133,13 @@ def export_model(model, output, format="onnx", verbose=False):
         format: `"onnx"` or `"saved_model"`. Defaults to `"onnx"`.
         verbose: whether Keras prints its export messages. Defaults to
             `False`.
+        overwrite: replace an existing file or folder at `output`.
+            Defaults to `False`: an existing `output` raises
+            `keras_pu.atomic_files.OverwriteError` before any work.
+
+    The artifact is written to a temporary path beside `output` and renamed
+    into place, so a failure (a full disk, a converter error) leaves the old
+    artifact, if any, as it was and no temporary files behind.
 
     Returns:
         The path of the artifact, a `pathlib.Path`.
@@ -183,7 +163,10 @@ def export_model(model, output, format="onnx", verbose=False):
     import keras
     import numpy as np
 
+    from keras_pu import atomic_files
+
     check_export_supported(format)
+    atomic_files.check_overwrite(output, overwrite)
     if not isinstance(model, keras.Model):
         model = load_model_for_export(model)
     mixed = [
@@ -204,8 +187,26 @@ def export_model(model, output, format="onnx", verbose=False):
     output = pathlib.Path(output)
     if output.parent and not output.parent.exists():
         output.parent.mkdir(parents=True)
-    model.export(str(output), format=_KERAS_FORMAT[format], verbose=verbose)
+    with _without_torch_tracer_warnings(), atomic_files.atomic_path(
+            output) as tmp:
+        model.export(str(tmp), format=_KERAS_FORMAT[format], verbose=verbose)
     return output
+
+
+@contextlib.contextmanager
+def _without_torch_tracer_warnings():
+    """Under torch, ONNX export traces the model with torch.jit, which warns
+    once per Python number it records as a constant (~160 TracerWarnings for
+    a small U-Net, all expected: export fixes the shapes). Hidden for the
+    export call only; `verify_export` / `--check` compare the result."""
+    import keras
+
+    with warnings.catch_warnings():
+        if keras.backend.backend() == "torch":
+            import torch
+
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        yield
 
 
 def run_exported(path, format, images):

@@ -1,11 +1,15 @@
 """Segmenting images of any size with a trained model: what `keras-pu
 evaluate` and `keras-pu predict` run.
 
-`load_segmentation_model(spec)` takes a `.keras` file, a training run folder
+`load_segmentation_model(spec)` is keras-pu's one model loader (predict,
+evaluate and export use it; presets and `hf://` handles go through
+`keras_pu.zoo.load`). It takes a `.keras` file, a training run folder
 (`keras-pu train --output`), a Keras model directory (a preset folder:
-config.json + model.weights.h5) or a preset name, and returns the model with
-the recipe it was trained with when one is found. A `Segmenter` then turns
-images of any size into probability maps at their original size:
+config.json + model.weights.h5), a preset name or an `hf://` handle, and
+returns the model with the training record (`recipe.json`, read as plain
+JSON) found next to it. Inference needs nothing of `keras_pu.training`.
+A `Segmenter` then turns images of any size into probability maps at their
+original size:
 
 1. the image is read exactly as the training pipeline reads it
    (`keras_pu.data.pipeline.preprocess_image`: RGB, 8-bit, resized
@@ -18,6 +22,7 @@ images of any size into probability maps at their original size:
 """
 
 import json
+import os
 import pathlib
 
 import keras
@@ -34,13 +39,49 @@ class ModelLoadError(ValueError):
 
 
 def _find_recipe(*folders):
+    """The training record next to a model (`recipe.json`, the complete
+    recipe `keras-pu train` saved), as a plain dict, or None. Inference
+    reads only `data` (image size, layout, split) and `training.seed`."""
     for folder in folders:
         path = pathlib.Path(folder) / RECIPE_FILE
         if path.is_file():
-            from keras_pu.training.recipe import Recipe
-
-            return Recipe.from_file(path)
+            try:
+                recipe = json.loads(path.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise ModelLoadError(
+                    f"'{path}' is not valid JSON ({e}); restore the run's "
+                    "recipe.json or remove it and give --image-size."
+                ) from None
+            if not isinstance(recipe, dict) or not isinstance(
+                recipe.get("data"), dict
+            ):
+                raise ModelLoadError(
+                    f"'{path}' is not a keras-pu recipe (no 'data' section)."
+                )
+            return recipe
     return None
+
+
+def load_model_file(path):
+    """keras.saving.load_model, with a damaged file as a ModelLoadError.
+
+    Keras reports a truncated or corrupt .keras/.h5 in many ways (OSError
+    from h5py, zipfile.BadZipFile, KeyError, even UnboundLocalError); the
+    user needs to know which file and what to do. Unsafe configs and
+    missing classes stay ValueErrors with Keras's own message."""
+    import zipfile
+
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except ValueError:
+        raise
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile,
+            UnboundLocalError, AttributeError) as e:
+        raise ModelLoadError(
+            f"cannot load the model at '{path}': the file is damaged or "
+            f"incomplete ({type(e).__name__}: {e}). Download or copy it "
+            "again, or retrain."
+        ) from None
 
 
 def load_segmentation_model(spec):
@@ -50,48 +91,65 @@ def load_segmentation_model(spec):
         spec: a `.keras` file; a run folder (holding `model.keras` and
             `recipe.json`); a Keras model directory (`config.json` +
             `model.weights.h5`, e.g. a preset folder, with its `recipe.json`
-            if present); or a preset name (`keras_pu.zoo`).
+            if present); a preset name or an `hf://org/repo[@revision]`
+            handle (`keras_pu.zoo.load`, checksums verified).
+
+    Returns:
+        `(model, recipe)`: the uncompiled model, and the training recipe
+        saved next to it as a plain dict (`None` if there is none).
 
     Raises:
-        ModelLoadError: nothing loadable at `spec`; the message says what was
-            expected.
-    """
-    import keras_pu  # noqa: F401  (registers the keras-pu classes)
+        ModelLoadError: nothing loadable at `spec`, or a damaged model
+            file; the message says what was expected.
 
+    Example:
+
+    ```python
+    from keras_pu.inference import load_segmentation_model
+
+    model, recipe = load_segmentation_model("runs/pu_unet_kvasir")
+    model, _ = load_segmentation_model("pu_unet_busi")  # a preset
+    ```
+    """
+    import keras_pu.models  # noqa: F401  (registers the keras-pu classes)
+
+    if str(spec).startswith("hf://"):
+        from keras_pu import zoo
+
+        return zoo.load(str(spec)), None
     path = pathlib.Path(spec).expanduser()
     if path.is_file():
         if path.suffix != ".keras":
             raise ModelLoadError(
-                f"'{path}' is not a Keras model file (.keras). Give a "
-                ".keras file, a training run folder or a preset folder."
+                f"'{path}' is not a Keras model file: expected a .keras file,"
+                " a training run folder or a preset folder."
             )
-        model = keras.saving.load_model(path, compile=False)
+        model = load_model_file(path)
         # A run's checkpoints/ and model.keras: the recipe is nearby.
         return model, _find_recipe(path.parent, path.parent.parent)
     if path.is_dir():
         if (path / RUN_MODEL).is_file():
-            model = keras.saving.load_model(path / RUN_MODEL, compile=False)
+            model = load_model_file(path / RUN_MODEL)
             return model, _find_recipe(path)
         if (path / "config.json").is_file():
-            model = keras.saving.load_model(path, compile=False)
+            model = load_model_file(path)
             return model, _find_recipe(path)
         raise ModelLoadError(
-            f"'{path}' holds no model: expected {RUN_MODEL} (a keras-pu "
-            "training run) or config.json + model.weights.h5 (a Keras model "
-            "folder, e.g. a preset)."
+            f"'{path}' holds no model: it has no config.json. Expected "
+            f"{RUN_MODEL} (a keras-pu training run) or config.json + "
+            "model.weights.h5 (a Keras model folder, e.g. a preset)."
         )
-    if "/" not in str(spec) and not str(spec).endswith(".keras"):
-        try:
-            from keras_pu import zoo
-        except ImportError:
-            zoo = None
-        if zoo is not None:
-            model = zoo.load(str(spec))
-            return model, None
+    is_name = "/" not in str(spec) and os.sep not in str(spec) and (
+        "." not in path.name
+    )
+    if is_name:
+        from keras_pu import zoo
+
+        return zoo.load(str(spec)), None
     raise ModelLoadError(
-        f"No model at '{spec}': it is neither a file nor a folder"
-        f"{' nor a preset name' if '/' not in str(spec) else ''}. Give a "
-        ".keras file, a run folder (keras-pu train --output) or a preset."
+        f"No model at '{spec}': no such file or directory. Give a .keras "
+        "file, a run folder (keras-pu train --output), a Keras model folder,"
+        " a preset name or an hf:// handle."
     )
 
 
@@ -124,7 +182,7 @@ def model_input_size(model, recipe=None, image_size=None):
                 f"Model '{model.name}' accepts any image size and no recipe "
                 "says which size it was trained at: give --image-size."
             )
-        height, width = recipe.get("data.image_size")
+        height, width = recipe["data"]["image_size"]
     return int(height), int(width), int(channels)
 
 
@@ -149,7 +207,8 @@ class Segmenter:
         model: a keras-pu (or any one-logit-per-pixel) segmentation model.
         image_size: (height, width) to feed the model. Defaults to the
             model's input size (or the recipe's image size).
-        recipe: the model's training `Recipe`, if known.
+        recipe: the model's training recipe (a dict or
+            `keras_pu.training.Recipe`), if known.
         tta: test-time augmentation: `"none"` (default), `"hflip"`,
             `"vflip"` or `"flip"` (both flips and the identity, averaged).
         batch_size: images per forward pass. Defaults to `8`.
@@ -240,14 +299,36 @@ class Segmenter:
         return self.predict_arrays(list(inputs), list(sizes))
 
 
-def overlay(image, mask, color=(255, 64, 32), alpha=0.4):
-    """RGB uint8 overlay: the mask tinted over the image, with its outline.
+def overlay(image, mask, truth=None, color=(255, 64, 32), alpha=0.4,
+            truth_color=(255, 220, 0), caption=None):
+    """RGB uint8 overlay: the mask tinted over the image, with its outline;
+    optionally the true outline and a caption bar below. keras-pu's one
+    overlay (`keras-pu predict` and `keras-pu demo` write it).
 
     Args:
         image: uint8 (H, W, 3) or (H, W, 1) image.
         mask: boolean (H, W) mask of the same size.
+        truth: optional boolean (H, W) ground truth, drawn as an outline.
         color: RGB colour of the fill and outline.
         alpha: opacity of the fill.
+        truth_color: RGB colour of the true outline.
+        caption: optional text, or a list of lines, written on a dark bar
+            below the image.
+
+    Returns:
+        uint8 (H, W, 3), or (H + bar, W, 3) with a caption.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from keras_pu.inference import overlay
+
+    image = np.zeros((64, 64, 3), "uint8")
+    mask = np.zeros((64, 64), bool)
+    mask[20:40, 20:40] = True
+    rgb = overlay(image, mask, caption="a square")
+    ```
     """
     image = np.asarray(image)
     if image.ndim == 2:
@@ -268,7 +349,34 @@ def overlay(image, mask, color=(255, 64, 32), alpha=0.4):
         shrunk[:, :-1] &= eroded[:, 1:]
         eroded = shrunk
     out[mask & ~eroded] = color
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    if truth is not None:
+        truth = np.asarray(truth, bool)
+        out[truth & ~_eroded(truth)] = np.asarray(truth_color, np.float32)
+    out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    if caption:
+        out = np.concatenate([out, _caption_bar(caption, out.shape[1])])
+    return out
+
+
+def _eroded(mask):
+    inner = mask.copy()
+    inner[1:] &= mask[:-1]
+    inner[:-1] &= mask[1:]
+    inner[:, 1:] &= mask[:, :-1]
+    inner[:, :-1] &= mask[:, 1:]
+    return inner
+
+
+def _caption_bar(caption, width):
+    from PIL import ImageDraw
+
+    lines = [caption] if isinstance(caption, str) else list(caption)
+    bar = Image.new("RGB", (width, 4 + 12 * len(lines)), (20, 20, 20))
+    draw = ImageDraw.Draw(bar)
+    for i, line in enumerate(lines):
+        fill = (230, 230, 230) if i == 0 else (170, 170, 170)
+        draw.text((4, 2 + 12 * i), line[: width // 6], fill=fill)
+    return np.asarray(bar)
 
 
 def read_json(path):

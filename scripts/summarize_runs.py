@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""Collects finished training runs into the results tables of the README and
-the model cards.
+"""Collects finished training runs into the results tables of the docs
+(`docs/results.md`, `--readme docs/results.md`) and the model cards.
 
     python scripts/summarize_runs.py RUNS_DIR [--registry] [--hardware TEXT]
 
@@ -34,10 +34,13 @@ sys.path.insert(0, str(ROOT))
 METRICS = ("dice", "iou", "hd95", "fpr_normal")
 HEADERS = {"dice": "Dice", "iou": "IoU", "hd95": "HD95 (px)",
            "fpr_normal": "FPR normal"}
-MODEL_LABELS = {"PUUNet": "PU-UNet", "ResUNet": "ResUNet"}
-# Registry dataset keys by the dataset names `keras-pu evaluate` writes.
-DATASET_KEYS = {"Kvasir-SEG": "kvasir_seg", "BUSI": "busi",
-                "ISIC 2017 Part 1": "isic2017"}
+
+
+def model_label(class_name):
+    """The display name the model registry gives a recipe's model class."""
+    from keras_pu.models.registry import get_model_spec
+
+    return get_model_spec(class_name).display_name
 
 
 def default_hardware():
@@ -174,7 +177,7 @@ def results_markdown(runs, groups):
                 if (r["dataset"], r["model"], r["selfreg"]) ==
                 (g["dataset"], g["model"], g["selfreg"]))
             out.append(
-                f"| {g['dataset']} | {MODEL_LABELS[g['model']]} | "
+                f"| {g['dataset']} | {model_label(g['model'])} | "
                 f"{'on' if g['selfreg'] else 'off'} | {len(g['seeds'])} | "
                 + " | ".join(cell(g["stats"], k) for k in ("dice", "iou", "hd95"))
                 + " | " + ", ".join(f"{seed}: {fmt(d)}" for seed, d in per_seed) + " |")
@@ -188,7 +191,7 @@ def results_markdown(runs, groups):
                      and t["model"] == r["model"] and t["dataset"] == r["dataset"]]
             for t in twins + [r]:
                 out.append(
-                    f"| {t['dataset']} | {MODEL_LABELS[t['model']]} | {t['seed']} | "
+                    f"| {t['dataset']} | {model_label(t['model'])} | {t['seed']} | "
                     f"{'on' if t['selfreg'] else 'off'} | "
                     + " | ".join(fmtk(k, t["metrics"].get(k)) for k in ("dice", "iou", "hd95"))
                     + " |")
@@ -199,7 +202,7 @@ def results_markdown(runs, groups):
     for r in runs:
         s = r["summary"]
         out.append(
-            f"| {r['run']} | {r['dataset']} | {MODEL_LABELS[r['model']]} | "
+            f"| {r['run']} | {r['dataset']} | {model_label(r['model'])} | "
             f"{'on' if r['selfreg'] else 'off'} | {r['seed']} | {s['epochs']} | "
             f"{s['best_epoch']} | {s['wall_minutes']:.0f} | "
             + " | ".join(fmtk(k, r["metrics"].get(k)) for k in METRICS) + " |")
@@ -211,8 +214,9 @@ def main(argv=None):
     parser.add_argument("runs_dir", type=pathlib.Path)
     parser.add_argument("--hardware", default=None,
                         help="what the runs trained on (default: this machine)")
-    parser.add_argument("--readme", help="README whose results section (between "
-                        "the results markers) is replaced by these tables")
+    parser.add_argument("--readme", help="Markdown page whose results section "
+                        "(between the results markers; docs/results.md) is "
+                        "replaced by these tables")
     parser.add_argument("--registry", action="store_true",
                         help="record multi-seed and SelfReg groups as the "
                         "datasets' experiments in keras_pu/zoo/registry.json")
@@ -246,6 +250,7 @@ def main(argv=None):
         print(f"updated {readme}", file=sys.stderr)
 
     if args.registry:
+        from keras_pu.data.dataset_registry import display_name_keys
         from keras_pu.zoo.registry import load_registry
 
         registry = load_registry(ROOT / "keras_pu" / "zoo" / "registry.json")
@@ -253,8 +258,10 @@ def main(argv=None):
         for g in groups:
             if len(g["seeds"]) < 2 and not g["selfreg"]:
                 continue  # a single plain run is the preset itself
-            label = MODEL_LABELS[g["model"]] + (" + SelfReg" if g["selfreg"] else "")
-            by_dataset.setdefault(DATASET_KEYS[g["dataset"]], []).append({
+            label = model_label(g["model"]) + (" + SelfReg" if g["selfreg"] else "")
+            # Registry dataset keys by the dataset names `keras-pu evaluate`
+            # writes.
+            by_dataset.setdefault(display_name_keys()[g["dataset"]], []).append({
                 "label": label,
                 "runs": f"{len(g['seeds'])} (seed{'s' if len(g['seeds']) > 1 else ''} "
                         f"{', '.join(map(str, g['seeds']))})",

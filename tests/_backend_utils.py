@@ -31,7 +31,10 @@ def layer_gradients(layer, x):
     if name == "torch":
         import torch
 
-        x = torch.tensor(np.asarray(x), requires_grad=True)
+        if isinstance(x, torch.Tensor):  # e.g. a bfloat16 tensor
+            x = x.detach().clone().requires_grad_(True)
+        else:
+            x = torch.tensor(np.asarray(x), requires_grad=True)
         layer.zero_grad()
         y = layer(x)
         torch.sum(y.float()).backward()

@@ -8,6 +8,12 @@ import pathlib
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Recipes default to precision "auto" (bf16 on CPUs with AVX512-BF16/AMX
+# under TensorFlow and PyTorch): pin float32 so that a test's numbers do not
+# depend on the CPU that runs it. tests/test_hardware.py tests the automatic
+# choice itself (with this variable cleared); tests of bf16 training ask for
+# it explicitly.
+os.environ.setdefault("KERAS_PU_PRECISION", "float32")
 
 import keras  # noqa: E402
 

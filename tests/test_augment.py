@@ -198,3 +198,54 @@ def test_bad_arguments_are_named():
     images, masks = shapes()
     with pytest.raises(ValueError, match="masks"):
         SegmentationAugmentation()(images, masks[:, :10])
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch",
+                    reason="the PyTorch fast path of the warps")
+@pytest.mark.parametrize("name", ["rotation", "zoom", "translation"])
+def test_torch_fast_warp_equals_keras_affine_transform(name):
+    """keras_pu.data.torch_warp computes Keras's own warp (the keras.ops
+    path) for the transforms the layers draw, to float rounding."""
+    from keras_pu.data.torch_warp import affine_transform
+
+    augmentation = SegmentationAugmentation(**{**OFF, **GEOMETRIC[name]},
+                                            backend="torch")
+    (_, layer), = augmentation.geometric_layers
+    images, masks = shapes(n=3)
+    stacked = keras.ops.convert_to_tensor(
+        np.concatenate([images, masks[..., None]], axis=-1))
+    for seed in range(3):
+        transformation = layer.get_random_transformation(
+            stacked, training=True, seed=seed)
+        fast = keras.ops.convert_to_numpy(
+            layer.transform_images(stacked, transformation, training=True))
+        # The same transformation through Keras's own warp.
+        layer.backend = layer.backend._backend
+        try:
+            reference = keras.ops.convert_to_numpy(
+                layer.transform_images(stacked, transformation,
+                                       training=True))
+        finally:
+            from keras_pu.data.torch_warp import FastWarpBackend
+
+            layer.backend = FastWarpBackend(layer.backend)
+        np.testing.assert_allclose(fast, reference, atol=1e-4)
+        assert np.abs(fast - stacked.cpu().numpy()).max() > 0.1  # it moved
+    # Other fills go to Keras's implementation.
+    x = keras.ops.convert_to_tensor(images)
+
+    def shift():
+        # Keras's torch affine_transform reorders its argument in place.
+        return keras.ops.convert_to_tensor(
+            np.array([[1, 0, 3, 0, 1, -2, 0, 0]] * 3, np.float32))
+
+    for fill_mode in ("reflect", "nearest"):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(affine_transform(
+                x, shift(), fill_mode=fill_mode,
+                fallback=keras.ops.image.affine_transform)),
+            keras.ops.convert_to_numpy(keras.ops.image.affine_transform(
+                x, shift(), fill_mode=fill_mode)),
+            atol=1e-5)
+    with pytest.raises(ValueError, match="fallback"):
+        affine_transform(x, shift(), fill_mode="reflect")

@@ -18,7 +18,7 @@ from PIL import Image
 from keras_pu.cli.main import main
 from keras_pu.training import Recipe
 from keras_pu.training import train
-from keras_pu.training.splits import random_split_ids
+from keras_pu.data.recipe_splits import random_split_ids
 from tests.conftest import REPO_ROOT
 from tests.conftest import shared_data_dir
 from tests.dataset_factory import make_busi
@@ -276,6 +276,39 @@ def test_selfreg_and_mixed_precision_options(busi, tmp_path):
     # The saved model is the plain model: SelfReg exists at training only.
     model = keras.saving.load_model(summary["model_path"])
     assert model.feature_loss is None
+
+
+def test_precision_auto_is_resolved_printed_recorded_and_kept_on_resume(
+        busi, recipe_file, tmp_path, monkeypatch, capsys):
+    from keras_pu.hardware import PRECISION_ENV
+    from keras_pu.hardware import PrecisionChoice
+
+    monkeypatch.delenv(PRECISION_ENV, raising=False)
+    monkeypatch.setattr(
+        "keras_pu.training.trainer.choose_precision",
+        lambda: PrecisionChoice("mixed_bfloat16", "a test CPU with bf16"),
+    )
+    run = tmp_path / "auto"
+    args = ("train", "--recipe", recipe_file, "--data", busi.root,
+            "--epochs", "1", "--steps-per-epoch", "1", "--verbose", "0",
+            "--output", run)
+    assert cli(*args, "--precision", "auto", "--threads", "1") == 0
+    out = capsys.readouterr().out
+    assert "Precision: mixed_bfloat16 (auto: a test CPU with bf16)" in out
+    saved = Recipe.from_file(run / "recipe.json")
+    assert saved.get("training.dtype_policy") == "mixed_bfloat16"
+    # A resume keeps the precision the run started with, whatever "auto"
+    # would pick now; an explicit different precision is a changed recipe.
+    monkeypatch.setattr(
+        "keras_pu.training.trainer.choose_precision",
+        lambda: PrecisionChoice("float32", "another machine"),
+    )
+    assert cli(*args, "--resume", "--precision", "auto") == 0
+    assert "already finished" in capsys.readouterr().out
+    assert cli(*args, "--resume", "--precision", "float32") == 2
+    assert "training.dtype_policy" in capsys.readouterr().err
+    assert cli(*args[:-1], tmp_path / "t0", "--threads", "0") == 2
+    assert "--threads" in capsys.readouterr().err
 
 
 def test_evaluate_and_predict_a_preset_folder(trained_run, busi, tmp_path):

@@ -174,3 +174,144 @@ def test_bad_arguments():
         read_image("x.png", high_bit_depth="auto")
     with pytest.raises(ValueError, match="no mask file"):
         read_mask([])
+
+
+# --- Label-valued masks (issue #17, defect 1) ------------------------------
+
+@pytest.mark.parametrize("labels", [(0, 1), (0, 2), (0, 255), (0, 1, 2, 128, 200)])
+def test_label_valued_masks_read_every_non_zero_label(tmp_path, labels):
+    values = np.zeros((8, 10), np.uint8)
+    for i, label in enumerate(labels[1:]):
+        values[i + 1, 1:9] = label          # one row per label
+    Image.fromarray(values).save(tmp_path / "m.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "m.png"), values > 0)
+    # Also as TIFF and BMP (lossless), and 16-bit where label 1 must survive
+    # the 16-bit scaling.
+    Image.fromarray(values).save(tmp_path / "m.tif")
+    Image.fromarray(values).save(tmp_path / "m.bmp")
+    Image.fromarray(values.astype(np.uint16) * 257).save(tmp_path / "w.png")
+    for name in ("m.tif", "m.bmp", "w.png"):
+        np.testing.assert_array_equal(read_mask(tmp_path / name), values > 0)
+
+
+def test_label_mask_with_a_lossless_colour_label(tmp_path):
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb[1, 1] = (0, 0, 1)                   # luma of this pixel rounds to 0
+    Image.fromarray(rgb).save(tmp_path / "c.png")
+    expected = np.zeros((4, 4), bool)
+    expected[1, 1] = True
+    np.testing.assert_array_equal(read_mask(tmp_path / "c.png"), expected)
+
+
+def test_soft_lossless_mask_warns_and_reads_non_zero(tmp_path):
+    from keras_pu.data import MaskWarning
+
+    ramp = np.tile(np.arange(0, 250, 10, dtype=np.uint8), (3, 1))  # 25 levels
+    Image.fromarray(ramp).save(tmp_path / "soft.png")
+    with pytest.warns(MaskWarning, match="soft.png"):
+        out = read_mask(tmp_path / "soft.png")
+    np.testing.assert_array_equal(out, ramp > 0)
+    # An explicit threshold is the documented way to binarise it.
+    np.testing.assert_array_equal(
+        read_mask(tmp_path / "soft.png", threshold=127), ramp > 127
+    )
+
+
+def test_explicit_threshold_never_empties_a_mask_silently(tmp_path):
+    from keras_pu.data import MaskWarning
+
+    values = np.zeros((4, 4), np.uint8)
+    values[1:3, 1:3] = 2
+    Image.fromarray(values).save(tmp_path / "m.png")
+    with pytest.warns(MaskWarning, match="read as empty"):
+        assert not read_mask(tmp_path / "m.png", threshold=127).any()
+
+
+def test_ambiguous_jpeg_label_mask_is_an_error(tmp_path):
+    values = np.zeros((32, 32, 3), np.uint8)
+    values[8:24, 8:24] = 100                 # a faint mask, stored lossily
+    Image.fromarray(values).save(tmp_path / "m.jpg", quality=90)
+    with pytest.raises(ImageReadError, match="ambiguous JPEG mask"):
+        read_mask(tmp_path / "m.jpg")
+
+
+def test_empty_masks_stay_empty(tmp_path):
+    Image.fromarray(np.zeros((6, 6), np.uint8)).save(tmp_path / "e.png")
+    assert not read_mask(tmp_path / "e.png").any()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "e.jpg")
+    assert not read_mask(tmp_path / "e.jpg").any()
+
+
+# --- Files Pillow misreads (issue #17, defect 7) ---------------------------
+
+def three_sample_tiff(pixels, photometric=1, byte_order="<"):
+    """An uncompressed baseline TIFF with 3 samples of 8 bits per pixel and
+    the given PhotometricInterpretation (1: BlackIsZero, as CVC-ClinicDB's
+    frames), tags written by hand."""
+    import struct
+
+    height, width, samples = pixels.shape
+    data = np.ascontiguousarray(pixels).tobytes()
+    tags = [(256, 3, 1, width), (257, 3, 1, height), (258, 3, samples, None),
+            (259, 3, 1, 1), (262, 3, 1, photometric), (273, 4, 1, None),
+            (277, 3, 1, samples), (278, 3, 1, height),
+            (279, 4, 1, len(data)), (284, 3, 1, 1)]
+    ifd_size = 2 + 12 * len(tags) + 4
+    bits_at = 8 + ifd_size
+    data_at = bits_at + 2 * samples
+    magic = b"II*\x00" if byte_order == "<" else b"MM\x00*"
+    out = magic + struct.pack(byte_order + "I", 8)
+    out += struct.pack(byte_order + "H", len(tags))
+    for tag, kind, count, value in tags:
+        if tag == 258:
+            value = bits_at
+        elif tag == 273:
+            value = data_at
+        if kind == 3 and count == 1:
+            out += struct.pack(byte_order + "HHIHH", tag, kind, count, value, 0)
+        else:
+            out += struct.pack(byte_order + "HHII", tag, kind, count, value)
+    out += struct.pack(byte_order + "I", 0)
+    out += struct.pack(byte_order + "H" * samples, *([8] * samples))
+    return out + data
+
+
+@pytest.mark.parametrize("byte_order", ["<", ">"])
+def test_three_sample_black_is_zero_tiff_reads_as_rgb(tmp_path, rgb, byte_order):
+    image, mask = rgb
+    path = tmp_path / "frame.tif"
+    path.write_bytes(three_sample_tiff(image, byte_order=byte_order))
+    np.testing.assert_array_equal(read_image(path), image)
+    assert image_size(path) == image.shape[:2]
+    # The same layout as a mask (CVC-ClinicDB's ground truth is TIFF too).
+    mask_path = tmp_path / "mask.tif"
+    mask_path.write_bytes(three_sample_tiff(
+        np.repeat(mask[..., None].astype(np.uint8) * 255, 3, -1),
+        byte_order=byte_order))
+    np.testing.assert_array_equal(read_mask(mask_path), mask)
+
+
+def test_undecodable_tiff_names_its_layout(tmp_path, rgb):
+    path = tmp_path / "odd.tif"
+    path.write_bytes(three_sample_tiff(rgb[0], photometric=0))  # WhiteIsZero
+    with pytest.raises(ImageReadError, match="PhotometricInterpretation=0") as info:
+        read_image(path)
+    assert "corrupt header" not in str(info.value)
+
+
+def test_jpeg_with_zeroed_scan_bytes_is_an_error(tmp_path):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "JPEG", quality=90)
+    data = bytearray(buffer.getvalue())
+    scan = data.find(b"\xff\xda")
+    middle = (scan + len(data)) // 2
+    data[middle:middle + 64] = b"\x00" * 64
+    path = tmp_path / "zeroed.jpg"
+    path.write_bytes(bytes(data))
+    Image.open(path).load()                  # Pillow alone says nothing
+    with pytest.raises(ImageReadError, match="zero bytes"):
+        read_image(path)
+    (tmp_path / "ok.jpg").write_bytes(buffer.getvalue())
+    assert read_image(tmp_path / "ok.jpg").shape == (64, 64, 3)

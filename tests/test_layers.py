@@ -55,6 +55,30 @@ def test_stable_unit_finite_for_inputs_up_to_1e4(policy, clip_mode):
     assert np.any(grad_vars[0] != 0), "no gradient reached the exponents"
 
 
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_standalone_unit_computes_float32_gradients_under_mixed_policy(policy):
+    """Issue #17, defect 6: called on its own under a global mixed policy,
+    the unit read its exponents through the autocast scope (a float16 /
+    bfloat16 copy), giving non-finite or wrong kernel gradients. The
+    exponents are never cast: the gradients equal the float32 ones."""
+    x = large_inputs(shape=(2, 16, 16, 8))
+    grads = {}
+    for name in ("float32", policy):
+        keras.config.set_dtype_policy(name)
+        layer = ProductUnit2D(8, kernel_initializer=large_exponents())
+        layer.build(x.shape)
+        assert layer.kernel.dtype == "float32"
+        _, _, (kernel_grad,) = layer_gradients(
+            layer, keras.ops.convert_to_tensor(x, "float32")
+        )
+        grads[name] = kernel_grad
+    assert np.all(np.isfinite(grads[policy]))
+    np.testing.assert_allclose(
+        grads[policy], grads["float32"], rtol=1e-5,
+        atol=1e-5 * np.abs(grads["float32"]).max(),
+    )
+
+
 @pytest.mark.parametrize("policy", POLICIES)
 def test_plain_unit_overflows_on_the_same_input(policy):
     keras.config.set_dtype_policy(policy)

@@ -68,3 +68,24 @@ def test_one_pipeline_batch(real):
     assert images.shape == (4, 64, 64, 3) and masks.shape == (4, 64, 64, 1)
     assert 0 <= images.min() and images.max() <= 1 and images.std() > 0.05
     assert set(np.unique(masks)) <= {0.0, 1.0}
+
+
+def test_masks_read_as_before_the_label_rule(real):
+    """The label-map rule of read_mask (any non-zero label of a lossless
+    mask) reads the real masks exactly as the old grey-level rule did
+    (> 127, or == 1 for 0/1 files): every 20th sample, no warning."""
+    import warnings
+
+    from PIL import Image
+
+    layout, _, dataset = real
+    for sample in list(dataset)[::20]:
+        expected = None
+        for path in sample.mask_paths:
+            gray = np.asarray(Image.open(path).convert("L"))
+            lossy = str(path).lower().endswith((".jpg", ".jpeg"))
+            old = gray == 1 if gray.max() <= 1 and not lossy else gray > 127
+            expected = old if expected is None else expected | old
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            np.testing.assert_array_equal(read_mask(sample.mask_paths), expected)

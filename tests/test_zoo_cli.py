@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 
 from keras_pu.cli.main import main
-from keras_pu.zoo import phantoms
+from keras_pu.data import phantoms
 from keras_pu.zoo import registry as registry_lib
 
 
@@ -31,14 +31,14 @@ def test_zoo_info_and_its_errors(untrained_registry, capsys):
     assert "stand-in for ISIC 2018 Task 1" in out
     assert "CC BY-NC 4.0" in out
     assert "(not published)" in out and "not trained yet" in out
-    assert main(["zoo", "info", "pu_unet_isc"]) == 1
+    assert main(["zoo", "info", "pu_unet_isc"]) == 2
     assert "Did you mean 'pu_unet_isic'" in capsys.readouterr().err
-    assert main(["zoo", "download", "pu_unet_busi", "--quiet"]) == 1
+    assert main(["zoo", "download", "pu_unet_busi", "--quiet"]) == 2
     assert "no trained weights yet" in capsys.readouterr().err
 
 
 def test_demo_without_any_trained_preset_fails_clearly(untrained_registry, tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path / "demo")]) == 1
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 2
     err = capsys.readouterr().err
     assert "No preset with trained weights" in err
     assert "pu_unet_isic (not trained)" in err
@@ -78,5 +78,5 @@ def test_demo_with_a_folder_and_chosen_phantoms(zoo_presets, tmp_path, capsys):
     assert rc == 0
     names = sorted(p.name for p in out.iterdir())
     assert len([n for n in names if n.endswith("_overlay.png")]) == 2
-    assert main(["demo", "--preset", folder, "--phantoms", "tumor", "--out", str(out)]) == 1
+    assert main(["demo", "--preset", folder, "--phantoms", "tumor", "--out", str(out)]) == 2
     assert "Unknown phantom(s) ['tumor']" in capsys.readouterr().err

@@ -174,12 +174,12 @@ def test_cli_download_fills_the_cache_and_copies(zoo_hub, hub_env, tmp_path, cap
 
 
 def test_publish_uploads_pins_and_verifies(zoo_hub, zoo_presets, tmp_path, monkeypatch):
-    from keras_pu.zoo.publishing import publish
+    from tools.zoo.publishing import publish
     from tests.zoo_fixtures import GitMirrorApi
 
     registry = zoo_presets.registry_copy(tmp_path / "registry.json", endpoint=zoo_hub.url)
     readme = tmp_path / "README.md"
-    from keras_pu.zoo import cards
+    from tools.zoo import cards
 
     readme.write_text(f"# x\n\n{cards.TABLE_START}\nold\n{cards.TABLE_END}\n")
     api = GitMirrorApi(zoo_hub.mirror, zoo_hub.url)
@@ -199,7 +199,7 @@ def test_publish_uploads_pins_and_verifies(zoo_hub, zoo_presets, tmp_path, monke
 
 
 def test_publish_refuses_a_folder_that_differs_from_the_registry(zoo_presets, tmp_path):
-    from keras_pu.zoo.publishing import publish
+    from tools.zoo.publishing import publish
 
     zoo_dir = tmp_path / "zoo"
     shutil.copytree(zoo_presets.zoo_dir / "tiny_res", zoo_dir / "tiny_res")

@@ -12,14 +12,14 @@ import pytest
 
 import keras_pu
 from keras_pu import zoo
-from keras_pu.zoo import cards
+from tools.zoo import cards
 from keras_pu.zoo import integrity
-from keras_pu.zoo import phantoms
+from keras_pu.data import phantoms
 from keras_pu.zoo import registry as registry_lib
 from keras_pu.zoo.errors import ZooError
-from keras_pu.zoo.packaging import add_preset
-from keras_pu.zoo.packaging import refresh_cards
-from keras_pu.zoo.packaging import summarize_metrics
+from tools.zoo.packaging import add_preset
+from tools.zoo.packaging import refresh_cards
+from tools.zoo.packaging import summarize_metrics
 from keras_pu.zoo.safety import check_config_is_safe
 from tests.conftest import REPO_ROOT
 from tests.test_models import disk_batch
@@ -335,7 +335,7 @@ def test_readme_presets_table_is_generated_from_the_registry():
     readme = (REPO_ROOT / "README.md").read_text()
     assert cards.replace_table(readme, cards.presets_table(registry)) == readme, (
         "README presets table is stale: run `python zoo/add_preset.py` or "
-        "regenerate it with keras_pu.zoo.cards.update_readme"
+        "regenerate it with tools.zoo.cards.update_readme"
     )
 
 

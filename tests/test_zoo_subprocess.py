@@ -84,8 +84,12 @@ def test_keras_load_model_hf_then_offline_from_warm_cache(zoo_hub, worker_env, t
     blob.write_bytes(blob.read_bytes()[:-10])
 
     offline_env = dict(worker_env, HF_HUB_OFFLINE="1", HF_ENDPOINT="http://127.0.0.1:9")
-    offline, _ = run_worker(backend, ["offline", out, cold, damaged], offline_env)
+    offline, stderr = run_worker(backend, ["offline", out, cold, damaged], offline_env)
     assert offline["offline_mode"] is True
+    # Offline, nothing is downloaded, so no download is announced (issue
+    # #17): the cold cache fails with the message below only.
+    assert "downloading" not in stderr.lower(), stderr[-2000:]
+    assert "using cached files" in stderr
     np.testing.assert_allclose(np.load(out / f"{backend}_offline_preset.npy"), zoo_hub.logits["v1"], atol=1e-5)
 
     cold_result = offline["cold"]

@@ -32,7 +32,7 @@ import pytest
 
 import keras_pu
 from keras_pu.zoo import registry as registry_lib
-from keras_pu.zoo.packaging import add_preset
+from tools.zoo.packaging import add_preset
 from tests.cross_backend_worker import randomize
 
 TINY = dict(input_shape=(32, 32, 3), widths=4, depth=2)

@@ -63,7 +63,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from keras_pu.zoo.errors import ZooError
-    from keras_pu.zoo.packaging import add_preset
+    from tools.zoo.packaging import add_preset
 
     import json
 

@@ -38,7 +38,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from keras_pu.zoo.errors import ZooError
-    from keras_pu.zoo.publishing import publish
+    from tools.zoo.publishing import publish
 
     for name in args.preset:
         try:

@@ -29,7 +29,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from keras_pu.zoo.errors import ZooError
-    from keras_pu.zoo.packaging import refresh_cards
+    from tools.zoo.packaging import refresh_cards
 
     try:
         changed = refresh_cards(

@@ -1,5 +1,7 @@
-"""Keras callbacks of keras-pu."""
+"""Keras callbacks of keras-pu. SelfRegDistillation lives with the rest of
+SelfReg in `keras_pu.selfreg`; it is offered here too, where Keras users
+look for callbacks."""
 
-from keras_pu.callbacks.selfreg_distillation import SelfRegDistillation
+from keras_pu.selfreg.distillation import SelfRegDistillation
 
 __all__ = ["SelfRegDistillation"]

@@ -5,7 +5,7 @@ overlay PNGs.
     keras-pu demo --preset pu_unet_kvasir  # one preset, on its modality's phantom
     keras-pu demo --preset hf://org/repo --phantoms polyp,skin_lesion
 
-The images are synthetic phantoms made by `keras_pu.zoo.phantoms` (a skin
+The images are synthetic phantoms made by `keras_pu.data.phantoms` (a skin
 lesion, a polyp, a breast-ultrasound tumour, with known masks): the real
 datasets cannot be redistributed, and the demo needs nothing but the
 preset's weights. For each image it writes, in --out:
@@ -25,7 +25,7 @@ import sys
 DEFAULT_OUT = "keras-pu-demo"
 
 
-# Same names as keras_pu.zoo.phantoms.KINDS, written out so that building
+# Same names as keras_pu.data.phantoms.KINDS, written out so that building
 # the parser does not import Keras (a test checks they agree).
 PHANTOM_KINDS = ("skin_lesion", "polyp", "ultrasound_tumour")
 
@@ -66,11 +66,11 @@ def run(args):
         return _run(args)
     except (ZooError, ValueError) as e:
         print(f"keras-pu demo: error: {e}", file=sys.stderr)
-        return 1
+        return 2
 
 
 def _run(args):
-    from keras_pu.zoo import phantoms
+    from keras_pu.data import phantoms
     from keras_pu.zoo import registry as registry_lib
 
     registry = registry_lib.load_registry()
@@ -88,7 +88,7 @@ def _run(args):
     out.mkdir(parents=True, exist_ok=True)
     print(
         "keras-pu demo: the images are SYNTHETIC phantoms from "
-        "keras_pu.zoo.phantoms (no patient data); Dice on them shows the "
+        "keras_pu.data.phantoms (no patient data); Dice on them shows the "
         "pipeline works, not clinical accuracy.\n"
     )
     written = 0
@@ -113,13 +113,12 @@ def _parse_phantoms(text, known):
 def _default_jobs(registry, kinds, all_kinds):
     """For each wanted phantom, the first preset of that modality with
     weights this installation can load (PU-UNet first: registry order)."""
-    from keras_pu.zoo import registry as registry_lib
+    from keras_pu.zoo import sources
 
-    zoo_dir = registry_lib.local_zoo_dir()
     usable = [
         p for p in registry.presets.values()
         if p.is_published
-        or (p.has_weights and zoo_dir is not None and (zoo_dir / p.name).is_dir())
+        or (p.has_weights and sources.find_preset_folder(p.name) is not None)
     ]
     jobs, missing = [], []
     for kind in kinds or all_kinds:
@@ -135,10 +134,15 @@ def _default_jobs(registry, kinds, all_kinds):
         raise ZooError(
             "No preset with trained weights is available to this "
             f"installation, so there is nothing to run the demo with: "
-            f"{statuses}. Presets get weights when they are trained and "
-            "published (see README, 'Model zoo'). Meanwhile, run the demo on"
-            " a model of your own: `keras-pu demo --preset ./my_model_folder`"
-            " or `--preset hf://org/repo`."
+            f"{statuses}; {sources.searched_text('<preset>')}. Get the "
+            f"trained presets with {sources.COMPANION_INSTALL} (the "
+            f"{sources.COMPANION_DISTRIBUTION} package, also installable "
+            f"offline from its wheel; see docs/install.md), or set "
+            f"KERAS_PU_ZOO_DIR to a folder of <preset>/ folders (e.g. zoo/ of"
+            " a keras-pu source checkout), or from the Hugging Face Hub once "
+            "they are published. Or run the demo on a model of your own: "
+            "`keras-pu demo --preset ./my_model_folder` or `--preset "
+            "hf://org/repo`."
         )
     for kind in missing:
         print(f"keras-pu demo: no preset with weights for the {kind} phantom; skipped.")
@@ -148,7 +152,8 @@ def _default_jobs(registry, kinds, all_kinds):
 def _segment(handle, kinds, registry, out, args):
     import numpy as np
 
-    from keras_pu.zoo import phantoms
+    from keras_pu.inference import overlay
+    from keras_pu.data import phantoms
     from keras_pu.zoo.loading import load
 
     model = load(handle, progress=not args.quiet)
@@ -170,57 +175,17 @@ def _segment(handle, kinds, registry, out, args):
         _save(image, out / f"{kind}_image.png")
         _save((predicted * 255).astype("uint8"), out / f"{tag}_{kind}_mask.png")
         overlay_path = out / f"{tag}_{kind}_overlay.png"
-        _save(overlay(image, predicted, truth, f"{handle}: synthetic {kind.replace('_', ' ')}"), overlay_path)
+        _save(overlay(
+            image, predicted, truth=truth, color=(40, 220, 60),
+            caption=[f"{handle}: synthetic {kind.replace('_', ' ')}",
+                     "green: prediction  yellow: true outline"],
+        ), overlay_path)
         print(
             f"{handle} on the synthetic {kind.replace('_', ' ')}: Dice "
             f"{dice:.3f} against the phantom's mask -> {overlay_path}"
         )
         written += 1
     return written
-
-
-def overlay(image, predicted, truth=None, caption=None):
-    """The image with the predicted region tinted green (outlined) and the
-    true outline in yellow; a caption bar below if given.
-
-    Args:
-        image: uint8 (H, W, 3).
-        predicted: bool (H, W).
-        truth: optional bool (H, W).
-        caption: optional text.
-
-    Returns:
-        uint8 (H', W, 3).
-    """
-    import numpy as np
-
-    out = image.astype("float32")
-    green = np.array([40.0, 220.0, 60.0])
-    out[predicted] = 0.6 * out[predicted] + 0.4 * green
-    out[_outline(predicted)] = green
-    if truth is not None:
-        out[_outline(truth)] = np.array([255.0, 220.0, 0.0])
-    out = out.clip(0, 255).astype("uint8")
-    if caption:
-        from PIL import Image
-        from PIL import ImageDraw
-
-        bar = Image.new("RGB", (out.shape[1], 28), (20, 20, 20))
-        draw = ImageDraw.Draw(bar)
-        draw.text((4, 2), caption[: out.shape[1] // 6], fill=(230, 230, 230))
-        draw.text((4, 14), "green: prediction  yellow: true outline", fill=(170, 170, 170))
-        out = np.concatenate([out, np.asarray(bar)], axis=0)
-    return out
-
-
-def _outline(mask):
-
-    inner = mask.copy()
-    inner[1:, :] &= mask[:-1, :]
-    inner[:-1, :] &= mask[1:, :]
-    inner[:, 1:] &= mask[:, :-1]
-    inner[:, :-1] &= mask[:, 1:]
-    return mask & ~inner
 
 
 def _dice(predicted, truth):

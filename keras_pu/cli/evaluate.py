@@ -65,12 +65,12 @@ def add_parser(subparsers):
 
 def _resolve_data(args, recipe):
     """(data_path, layout, split_name, seed)."""
-    from keras_pu.training.trainer import TrainingError
+    from keras_pu.data import DatasetError
 
     data = recipe["data"] if recipe is not None else {}
     path = args.data or data.get("path")
     if path is None:
-        raise TrainingError(
+        raise DatasetError(
             "No dataset folder: give --data PATH (the model has no recipe "
             "that names one)."
         )
@@ -81,7 +81,7 @@ def _resolve_data(args, recipe):
         split_name = data["split"]
     else:
         split_name = "auto"
-    seed = recipe.get("training.seed") if recipe is not None else 42
+    seed = recipe["training"]["seed"] if recipe is not None else 42
     return path, layout, split_name, seed
 
 
@@ -100,9 +100,7 @@ def run(args):
     from keras_pu.inference import Segmenter
     from keras_pu.inference import load_segmentation_model
     from keras_pu.metrics import SegmentationEvaluator
-    from keras_pu.training.recipe import RecipeError
-    from keras_pu.training.splits import split_dataset
-    from keras_pu.training.trainer import TrainingError
+    from keras_pu.data.recipe_splits import split_dataset
 
     def fail(message):
         print(f"keras-pu evaluate: error: {message}", file=sys.stderr)
@@ -127,8 +125,8 @@ def run(args):
             }
             if recipe is not None:
                 data_section.update(
-                    val_fraction=recipe.get("data.val_fraction"),
-                    test_fraction=recipe.get("data.test_fraction"),
+                    val_fraction=recipe["data"]["val_fraction"],
+                    test_fraction=recipe["data"]["test_fraction"],
                 )
             subset = split_dataset(dataset, data_section, seed,
                                    (args.split,))[args.split]
@@ -144,8 +142,7 @@ def run(args):
         evaluator = SegmentationEvaluator(
             threshold=args.threshold, hd95_one_empty=args.hd95_one_empty
         )
-    except (ModelLoadError, RecipeError, TrainingError, DatasetError,
-            ValueError, ImageReadError) as e:
+    except (ModelLoadError, DatasetError, ValueError, ImageReadError) as e:
         return fail(str(e))
 
     model_path = pathlib.Path(args.model)

@@ -37,6 +37,11 @@ def add_parser(subparsers):
         help="output path: a .onnx file, or a directory for saved_model",
     )
     parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing file or SavedModel folder at --output",
+    )
+    parser.add_argument(
         "--check",
         action="store_true",
         help="run the exported artifact (onnxruntime / TensorFlow) on random "
@@ -52,15 +57,20 @@ def add_parser(subparsers):
 
 
 def run(args):
+    from keras_pu.atomic_files import check_overwrite
     from keras_pu.export import check_export_supported
     from keras_pu.export import export_model
     from keras_pu.export import load_model_for_export
     from keras_pu.export import verify_export
 
+    # Any other failure (damaged model, full disk) is reported in one line
+    # by keras_pu.cli.errors.
     try:
         check_export_supported(args.format)
+        check_overwrite(args.output, args.overwrite)
         model = load_model_for_export(args.model)
-        path = export_model(model, args.output, format=args.format)
+        path = export_model(model, args.output, format=args.format,
+                            overwrite=args.overwrite)
     except (ValueError, ImportError) as e:
         print(f"keras-pu export: error: {e}", file=sys.stderr)
         return 2

@@ -32,7 +32,9 @@ def build_parser():
         "--backend",
         choices=BACKENDS,
         default=None,
-        help="Keras backend (default: $KERAS_BACKEND, else Keras's default).",
+        help="Keras backend (default: $KERAS_BACKEND, else the backend in "
+        "~/.keras/keras.json if installed, else the first installed of "
+        "tensorflow, jax, torch).",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
@@ -52,6 +54,12 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 2
+    return run_parsed(parser, args)
+
+
+def run_parsed(parser, args):
+    """Runs the subcommand of parsed `args` (the launcher `keras_pu_cli`
+    parses before Keras is imported, then calls this)."""
     if args.backend:
         import keras
 
@@ -61,7 +69,9 @@ def main(argv=None):
                 f"the {keras.backend.backend()} backend. Use the `keras-pu` "
                 "command, or set KERAS_BACKEND before starting Python."
             )
-    return args.run(args) or 0
+    from keras_pu.cli.errors import run_command
+
+    return run_command(args.command, args.run, args)
 
 
 if __name__ == "__main__":

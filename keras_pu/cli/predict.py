@@ -17,7 +17,10 @@ For each image NAME.EXT: NAME_mask.png (0/255 grayscale) and
 NAME_overlay.png (the mask tinted over the image), both at the image's
 original size. RGB, grayscale, RGBA (alpha composited on black) and 16-bit
 images are accepted. Unreadable files are reported and skipped; the exit
-code is 1 if any image failed.
+code is 1 if any image failed. Existing files are never replaced unless
+--overwrite is given (input files never are); every file is written to a
+temporary name and renamed into place. Any other failure (model, disk full,
+read-only --output) is one line on stderr and exit code 2.
 """
 
 
@@ -48,6 +51,8 @@ def add_parser(subparsers):
     p.add_argument("--image-size", metavar="N|HxW", type=_image_size,
                    help="model input size (default: the model's)")
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace output files that already exist")
     p.set_defaults(run=run)
     return p
 
@@ -99,7 +104,6 @@ def run(args):
     from keras_pu.inference import ModelLoadError
     from keras_pu.inference import Segmenter
     from keras_pu.inference import load_segmentation_model
-    from keras_pu.training.recipe import RecipeError
 
     def fail(message):
         print(f"keras-pu predict: error: {message}", file=sys.stderr)
@@ -112,11 +116,14 @@ def run(args):
         model, recipe = load_segmentation_model(args.model)
         segmenter = Segmenter(model, image_size=image_size, recipe=recipe,
                               tta=args.tta, batch_size=args.batch_size)
-    except (ModelLoadError, RecipeError, ValueError) as e:
+    except (ModelLoadError, ValueError) as e:
         return fail(str(e))
 
     files, failures = collect_inputs(args.inputs, args.recursive)
     out_dir = pathlib.Path(args.output)
+    conflict = existing_outputs(files, out_dir, args)
+    if conflict:
+        return fail(conflict)
     out_dir.mkdir(parents=True, exist_ok=True)
     print(
         f"keras-pu predict: {len(files)} image(s) with {args.model} (input "
@@ -139,11 +146,13 @@ def run(args):
                 [c[2] for c in chunk], [c[3] for c in chunk]
             )
             for (path, name, _, _), prob in zip(chunk, probabilities):
+                # A write error (full disk, read-only folder) ends the run:
+                # keras_pu.cli.errors reports it in one line.
                 try:
                     _write(out_dir, name, path, prob, args)
                     written += 1
-                except (ImageReadError, OSError, ValueError) as e:
-                    failures.append((path, getattr(e, "cause", str(e))))
+                except ImageReadError as e:  # the image changed since
+                    failures.append((path, e.cause))
         progress.add(len(files[first:first + args.batch_size]))
 
     print(f"wrote masks{'' if args.no_overlay else ' and overlays'} of "
@@ -157,6 +166,50 @@ def run(args):
     return 0
 
 
+def output_names(name, args):
+    """The files `predict` writes for the image whose stem is `name`."""
+    names = [f"{name}_mask.png"]
+    if args.save_probabilities:
+        names.append(f"{name}_prob.png")
+    if not args.no_overlay:
+        names.append(f"{name}_overlay.png")
+    return names
+
+
+def existing_outputs(files, out_dir, args):
+    """Why the outputs cannot be written (an input file would be replaced,
+    or files exist and --overwrite is not given), or None."""
+    import os
+
+    inputs = {os.path.realpath(path) for path, _ in files}
+    existing = []
+    for _, name in files:
+        for target in output_names(name, args):
+            target = out_dir / target
+            if os.path.realpath(target) in inputs:
+                return (
+                    f"the output '{target}' would replace an input image; "
+                    "choose another --output folder"
+                )
+            if os.path.lexists(target):
+                existing.append(target)
+    if existing and not args.overwrite:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        return (
+            f"'{existing[0]}'{more} already exist(s) (ground-truth masks "
+            "are named *_mask.png too); pass --overwrite to replace them, or "
+            "choose another --output folder"
+        )
+    return None
+
+
+def _save_png(image, target):
+    from keras_pu.atomic_files import atomic_path
+
+    with atomic_path(target) as tmp:
+        image.save(tmp, format="PNG")
+
+
 def _write(out_dir, name, path, prob, args):
     """Writes the mask (and overlay, probabilities) of one image."""
     import numpy as np
@@ -168,13 +221,13 @@ def _write(out_dir, name, path, prob, args):
     mask = prob > args.threshold
     target = out_dir / f"{name}_mask.png"
     target.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(mask.astype(np.uint8) * 255, "L").save(target)
+    _save_png(Image.fromarray(mask.astype(np.uint8) * 255, "L"), target)
     if args.save_probabilities:
-        Image.fromarray(
-            np.round(prob * 255).astype(np.uint8), "L"
-        ).save(out_dir / f"{name}_prob.png")
+        _save_png(
+            Image.fromarray(np.round(prob * 255).astype(np.uint8), "L"),
+            out_dir / f"{name}_prob.png",
+        )
     if not args.no_overlay:
         original = read_image(path)
-        Image.fromarray(overlay(original, mask), "RGB").save(
-            out_dir / f"{name}_overlay.png"
-        )
+        _save_png(Image.fromarray(overlay(original, mask), "RGB"),
+                  out_dir / f"{name}_overlay.png")

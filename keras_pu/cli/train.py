@@ -4,14 +4,6 @@ import argparse
 import json
 import pathlib
 
-MODEL_ALIASES = {
-    "pu_unet": "PUUNet",
-    "puunet": "PUUNet",
-    "resunet": "ResUNet",
-    "res_unet": "ResUNet",
-    "residualunet": "ResidualUNet",
-}
-
 EXAMPLES = """\
 examples:
   keras-pu train --recipe pu_unet_kvasir --data data/Kvasir-SEG --output runs/pu_kvasir
@@ -22,6 +14,29 @@ examples:
 Recipes: the JSON format is described in keras_pu/training/recipe.py; print
 the complete recipe a command would run with --print-recipe.
 """
+
+
+class _RegistryHelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Fills the dataset names into the help when it is printed, from the
+    files that declare them (a module per dataset, a split file per
+    committed split): `--help` must not import keras_pu's modules, which
+    import Keras and a backend. Model names live on classes, so the help
+    names the lookup instead of listing them."""
+
+    def _get_help_string(self, action):
+        text = super()._get_help_string(action)
+        data_dir = pathlib.Path(__file__).resolve().parents[1] / "data"
+        if "{layouts}" in text:
+            names = sorted(
+                p.stem.replace("_", "-")
+                for p in (data_dir / "layouts").glob("*.py")
+                if not p.stem.startswith("_")
+            )
+            text = text.replace("{layouts}", ", ".join(names))
+        if "{splits}" in text:
+            names = sorted(p.stem for p in (data_dir / "splits").glob("*.json"))
+            text = text.replace("{splits}", ", ".join(names))
+        return text
 
 
 def _image_size(text):
@@ -41,15 +56,15 @@ def _image_size(text):
 
 
 def _model_class(text):
-    key = text.replace("-", "_").lower()
-    if key in MODEL_ALIASES:
-        return MODEL_ALIASES[key]
-    if text in ("PUUNet", "ResUNet", "ResidualUNet"):
-        return text
-    raise argparse.ArgumentTypeError(
-        f"unknown model {text!r}; choose pu_unet or resunet (or the class "
-        "names PUUNet, ResUNet, ResidualUNet)"
-    )
+    """The registered class name for a --model spelling (class name or
+    alias, see keras_pu.models.registry)."""
+    from keras_pu.models.registry import UnknownModelError
+    from keras_pu.models.registry import get_model_spec
+
+    try:
+        return get_model_spec(text).name
+    except UnknownModelError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _setting(text):
@@ -74,20 +89,21 @@ def add_parser(subparsers):
         "override the recipe. Checkpoints, CSV log and the final model go to "
         "--output; --resume continues an interrupted run exactly.",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_RegistryHelpFormatter,
     )
     p.add_argument("--recipe", help="preset recipe name (e.g. pu_unet_kvasir) "
                    "or path of a recipe JSON file")
     p.add_argument("--model", type=_model_class,
-                   help="model: pu_unet or resunet (replaces the recipe's)")
+                   help="model (replaces the recipe's): a registered "
+                   "architecture, e.g. PUUNet (pu_unet) or ResUNet "
+                   "(resunet); all: keras_pu.models.list_models()")
     p.add_argument("--data", metavar="PATH",
                    help="dataset folder in its official layout (Kvasir-SEG, "
                    "BUSI, ISIC 2017/2018) or images/ + masks/")
     p.add_argument("--layout", help="dataset layout (default: the recipe's, "
-                   "else auto-detected): kvasir-seg, busi, isic2018, "
-                   "isic2017, folder, auto")
+                   "else auto-detected): {layouts}, auto")
     p.add_argument("--split", metavar="NAME",
-                   help="committed split name (e.g. kvasir-seg), or 'random' "
+                   help="committed split name ({splits}), or 'random' "
                    "for a seeded random split")
     p.add_argument("--image-size", type=_image_size, metavar="N|HxW")
     p.add_argument("--epochs", type=int)
@@ -100,9 +116,19 @@ def add_parser(subparsers):
     p.add_argument("--patience", type=int,
                    help="early-stopping patience in epochs")
     p.add_argument("--no-early-stopping", action="store_true")
+    p.add_argument("--precision",
+                   choices=("auto", "float32", "bfloat16", "float16"),
+                   help="compute precision (default: the recipe's, 'auto' "
+                   "in the shipped recipes: bf16 where the GPU, TPU or CPU "
+                   "(AVX512-BF16/AMX with oneDNN) runs it fast, float32 "
+                   "otherwise; the choice is printed)")
     p.add_argument("--dtype-policy",
-                   choices=("float32", "mixed_float16", "mixed_bfloat16"),
-                   help="mixed precision")
+                   choices=("auto", "float32", "mixed_float16",
+                            "mixed_bfloat16"),
+                   help="the Keras dtype policy itself (as --precision)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads of the backend (default: the "
+                   "backend's, usually one per core)")
     p.add_argument("--steps-per-epoch", type=int)
     p.add_argument("--set", type=_setting, action="append", default=[],
                    metavar="KEY=VALUE", dest="settings",
@@ -110,6 +136,9 @@ def add_parser(subparsers):
                    "(VALUE is JSON; repeatable)")
     p.add_argument("--output", "-o", metavar="DIR",
                    help="run folder (default: runs/<recipe name>)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="let a new run replace a model.keras already in "
+                   "--output")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --output from its last "
                    "checkpoint")
@@ -119,6 +148,11 @@ def add_parser(subparsers):
     p.add_argument("--limit", type=int, metavar="N",
                    help="use only the first N images of each split (smoke "
                    "runs)")
+    p.add_argument("--cache", default="memory", metavar="memory|none|DIR",
+                   help="decode and resize each image once per run into "
+                   "memory (default), into memory-mapped files in DIR "
+                   "(reused by later runs and resumes), or not at all "
+                   "('none': decode every batch)")
     p.add_argument("--workers", type=int,
                    help="input-pipeline worker threads")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
@@ -141,8 +175,8 @@ def build_recipe(args):
             {
                 "name": args.model.lower(),
                 "model": {"class": args.model},
-                "data": {"image_size": args.image_size or [256, 256],
-                         "split": "auto"},
+                # --image-size is applied below, with --set (model depth).
+                "data": {"image_size": [256, 256], "split": "auto"},
             },
             source="command line",
         )
@@ -180,37 +214,48 @@ def build_recipe(args):
         value = getattr(args, flag)
         if value is not None:
             changes.append((f"--{flag.replace('_', '-')}", key, value))
+    if args.precision is not None:
+        from keras_pu.hardware import dtype_policy_for
+
+        changes.append(("--precision", "training.dtype_policy",
+                        "auto" if args.precision == "auto"
+                        else dtype_policy_for(args.precision)))
     if args.no_early_stopping:
         changes.append(("--no-early-stopping", "early_stopping.enabled",
                         False))
+    # One validated replace for the flags and every --set, so that checks
+    # across keys (image size vs model depth) see all of them at once.
+    for key, value in args.settings:
+        changes.append((f"--set {key}", *_setting_change(recipe, changes, key,
+                                                          value)))
     if changes:
         try:
             recipe = recipe.replace({key: value for _, key, value in changes})
         except RecipeError as e:
             # Name the flag when one flag's value is the problem.
             for flag, key, value in changes:
-                if f"'{key}'" in str(e):
-                    raise RecipeError(f"{flag} {value}: {e}") from None
+                if f"'{key}" in str(e):
+                    label = flag if flag.startswith("--set") else f"{flag} {value}"
+                    raise RecipeError(f"{label}: {e}") from None
             raise
-    for key, value in args.settings:
-        recipe = _set_nested(recipe, key, value)
     return recipe
 
 
-def _set_nested(recipe, key, value):
-    from keras_pu.training.recipe import RecipeError
-
-    # model.config.* and augmentation.* are free-form objects.
+def _setting_change(recipe, changes, key, value):
+    """(recipe key, value) of one --set KEY=VALUE. model.config.* and
+    augmentation.* are free-form objects: the key sets one entry of it."""
     for prefix in ("model.config.", "augmentation."):
         if key.startswith(prefix):
             section = prefix[:-1]
-            current = recipe.get(section) or {}
+            current = next(
+                (dict(v) for _, k, v in reversed(changes) if k == section),
+                None,
+            )
+            if current is None:
+                current = dict(recipe.get(section) or {})
             current[key[len(prefix):]] = value
-            return recipe.replace({section: current})
-    try:
-        return recipe.replace({key: value})
-    except RecipeError as e:
-        raise RecipeError(f"--set {key}: {e}") from None
+            return section, current
+    return key, value
 
 
 def run(args):
@@ -222,6 +267,13 @@ def run(args):
     from keras_pu.training.trainer import train
 
     try:
+        if args.threads is not None:
+            from keras_pu.hardware import set_threads
+
+            try:
+                set_threads(args.threads)
+            except ValueError as e:
+                raise TrainingError(f"--threads: {e}") from None
         recipe = build_recipe(args)
         if args.print_recipe:
             if recipe is None:
@@ -242,6 +294,8 @@ def run(args):
             verbose="auto" if args.verbose is None else args.verbose,
             limit=args.limit,
             workers=args.workers,
+            cache=None if args.cache == "none" else args.cache,
+            overwrite=args.overwrite,
         )
     except (RecipeError, TrainingError, DatasetError) as e:
         print(f"keras-pu train: error: {e}", file=sys.stderr)

@@ -59,7 +59,7 @@ def run(args):
         return _download(args)
     except (ZooError, ValueError) as e:
         print(f"keras-pu zoo {args.zoo_command}: error: {e}", file=sys.stderr)
-        return 1
+        return 2
 
 
 def _list(args):

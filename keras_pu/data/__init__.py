@@ -1,6 +1,9 @@
-"""Data: image I/O, dataset layouts, committed splits, augmentation and the
-input pipeline."""
+"""Data: image I/O, the datasets keras-pu knows (one module each in
+`keras_pu.data.layouts`, collected by `keras_pu.data.dataset_registry`),
+committed splits, augmentation and the input pipeline."""
 
+from keras_pu.data.dataset_registry import get_dataset
+from keras_pu.data.dataset_registry import list_datasets
 from keras_pu.data.datasets import LAYOUTS
 from keras_pu.data.datasets import DatasetError
 from keras_pu.data.datasets import Sample
@@ -8,10 +11,13 @@ from keras_pu.data.datasets import SegmentationDataset
 from keras_pu.data.datasets import detect_layout
 from keras_pu.data.datasets import load_dataset
 from keras_pu.data.io import ImageReadError
+from keras_pu.data.io import MaskWarning
+from keras_pu.data.scanning import DatasetSpec
 from keras_pu.data.io import image_size
 from keras_pu.data.io import read_image
 from keras_pu.data.io import read_mask
 from keras_pu.data.augment import SegmentationAugmentation
+from keras_pu.data.cache import DecodedCache
 from keras_pu.data.pipeline import LabelledBatch
 from keras_pu.data.pipeline import SegmentationSequence
 from keras_pu.data.pipeline import labelled_batches
@@ -24,6 +30,9 @@ from keras_pu.data.splits import load_split
 from keras_pu.data.splits import read_split_file
 
 __all__ = [
+    "DatasetSpec",
+    "get_dataset",
+    "list_datasets",
     "LAYOUTS",
     "DatasetError",
     "Sample",
@@ -31,10 +40,12 @@ __all__ = [
     "detect_layout",
     "load_dataset",
     "ImageReadError",
+    "MaskWarning",
     "image_size",
     "read_image",
     "read_mask",
     "SegmentationAugmentation",
+    "DecodedCache",
     "LabelledBatch",
     "SegmentationSequence",
     "labelled_batches",

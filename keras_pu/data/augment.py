@@ -19,7 +19,10 @@ its fused resampling kernels are far faster than the other backends' eager
 ops for this host-side work (one 8 x 256 x 256 batch through rotation:
 ~0.05 s on TensorFlow, ~0.2 s on JAX eager, ~2.5 s on the Keras torch
 backend, whose `affine_transform` gathers in Python). Without TensorFlow it
-uses the active backend, so TensorFlow is never required. When TensorFlow
+uses the active backend, so TensorFlow is never required; on PyTorch the
+warps then go through `torch.nn.functional.grid_sample`
+(`keras_pu.data.torch_warp`), the same function as Keras's warp (tested),
+~40x faster. When TensorFlow
 serves a torch or JAX model, it is kept on the CPU and its GPUs are hidden
 (if it has not started yet), so it cannot take the GPU memory the model
 needs.
@@ -253,6 +256,13 @@ class SegmentationAugmentation:
 
         for layer in self.layers:
             layer.backend.set_backend(self.compute_backend)
+        if self.compute_backend == "torch":
+            # Keras's torch affine_transform is ~40x slower than torch's own
+            # grid_sample for the same warp (see keras_pu.data.torch_warp).
+            from keras_pu.data.torch_warp import FastWarpBackend
+
+            for _, layer in self.geometric_layers:
+                layer.backend = FastWarpBackend(layer.backend)
 
     @property
     def layers(self):

@@ -18,19 +18,30 @@ less common pixel formats, so that nothing is silently damaged:
 - EXIF orientation is applied (`ImageOps.exif_transpose`), so the pixels
   are upright as a photo viewer shows them.
 
+- TIFFs with three samples per pixel tagged BlackIsZero (CVC-ClinicDB's
+  frames), which Pillow refuses, are read as RGB (`file_quirks`).
+- Masks: any non-zero label of a lossless mask is foreground; JPEG masks
+  are thresholded at 127, and ambiguous ones are refused (`read_mask`).
+
 A file that cannot be read (missing, empty, not an image, truncated,
-corrupt) raises `ImageReadError`, which names the file and the cause.
-Truncated files are errors: Pillow's `ImageFile.LOAD_TRUNCATED_IMAGES` is
-left False.
+corrupt, a JPEG whose scan data holds a run of zero bytes) raises
+`ImageReadError`, which names the file and the cause. Truncated files are
+errors: Pillow's `ImageFile.LOAD_TRUNCATED_IMAGES` is left False. Any
+exception Pillow raises on malformed bytes becomes an `ImageReadError`
+(checked by the fuzz tests, tests/test_reader_fuzz.py).
 """
 
+import io
 import os
+import struct
 import warnings
 
 import numpy as np
 from PIL import Image
 from PIL import ImageOps
 from PIL import UnidentifiedImageError
+
+from keras_pu.data import file_quirks
 
 HIGH_BIT_DEPTH_MODES = ("range", "full")
 
@@ -53,6 +64,13 @@ class ImageReadError(ValueError):
         super().__init__(f"cannot read image '{self.path}': {self.cause}")
 
 
+# What Pillow raises, besides OSError, on malformed bytes (found by the
+# fuzz tests in tests/test_reader_fuzz.py): all become ImageReadError.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error,
+                  IndexError, KeyError, TypeError, ZeroDivisionError,
+                  OverflowError, MemoryError, Image.DecompressionBombError)
+
+
 def _open(path):
     """Opens `path` lazily (header only); raises ImageReadError."""
     path = os.fspath(path)
@@ -66,18 +84,42 @@ def _open(path):
         with warnings.catch_warnings():
             # A decompression bomb warning is a size fact, not an error.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return Image.open(path)
-    except UnidentifiedImageError:
-        raise ImageReadError(
-            path, "not an image format Pillow recognises (corrupt header?)"
-        ) from None
+            try:
+                return Image.open(path)
+            except UnidentifiedImageError:
+                return _open_tiff_quirk(path)
     except Image.DecompressionBombError as e:
         raise ImageReadError(
             path,
             f"{e}; if the file is trusted, raise PIL.Image.MAX_IMAGE_PIXELS",
         ) from None
-    except OSError as e:
-        raise ImageReadError(path, e) from None
+    except _DECODE_ERRORS as e:
+        raise ImageReadError(path, str(e) or type(e).__name__) from None
+
+
+def _open_tiff_quirk(path):
+    """A TIFF Pillow refused: 3-sample BlackIsZero files (CVC-ClinicDB) are
+    read as RGB; any other TIFF is named with its pixel layout."""
+    with open(path, "rb") as f:
+        data = f.read()
+    layout = file_quirks.tiff_layout(data)
+    if layout is None:
+        raise ImageReadError(
+            path, "not an image format Pillow recognises (corrupt header?)"
+        )
+    patched = file_quirks.three_sample_grayscale_as_rgb(data)
+    if patched is not None:
+        try:
+            return Image.open(io.BytesIO(patched), formats=["TIFF"])
+        except UnidentifiedImageError:
+            pass
+    raise ImageReadError(
+        path,
+        "a TIFF whose pixel layout Pillow cannot decode "
+        f"(PhotometricInterpretation={layout['photometric']}, "
+        f"SamplesPerPixel={layout['samples_per_pixel']}, "
+        f"BitsPerSample={layout['bits_per_sample']}); convert it to PNG",
+    )
 
 
 def _header_orientation(img):
@@ -123,6 +165,8 @@ def _decode(path, draft_size=None):
     much larger than the size they are resized to."""
     img = _open(path)
     try:
+        if img.format == "JPEG":
+            _check_jpeg_scan(path)
         if draft_size and img.format == "JPEG":
             img.draft(img.mode, (draft_size, draft_size))
         img.load()
@@ -131,12 +175,27 @@ def _decode(path, draft_size=None):
         if transposed is not img:
             img.close()
         return transposed, file_format
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except ImageReadError:
+        img.close()
+        raise
+    except _DECODE_ERRORS as e:
         img.close()
         cause = str(e) or type(e).__name__
         if "truncated" in cause:
             cause = f"{cause} (the file is incomplete: download it again)"
         raise ImageReadError(path, f"decoding failed: {cause}") from None
+
+
+def _check_jpeg_scan(path):
+    with open(path, "rb") as f:
+        run = file_quirks.zeroed_jpeg_scan(f.read())
+    if run:
+        raise ImageReadError(
+            path,
+            f"damaged JPEG: its image data holds a run of {run} zero bytes "
+            "(a disk or transfer error); Pillow would decode it silently "
+            "into wrong pixels. Download or copy the file again",
+        )
 
 
 def _to_8bit(img, high_bit_depth):
@@ -267,21 +326,60 @@ def _read_array(path, channels, high_bit_depth, size=None, resample=None):
     return array, file_format
 
 
-def read_mask(paths, threshold=127, high_bit_depth="range", size=None):
+# Foreground rule of `read_mask` (see its docstring).
+# A lossless mask with more distinct non-zero levels than this looks like a
+# soft (anti-aliased, resampled or probability) mask, not a label map.
+MAX_LABELS = 16
+# JPEG noise around 0 in real masks stays below this (Kvasir-SEG: <= 8);
+# a JPEG mask whose brightest pixel lies in (JPEG_NOISE_LEVEL, threshold]
+# is ambiguous: labels 1, 2, ... blurred by compression, or noise.
+JPEG_NOISE_LEVEL = 32
+# JPEG masks with more of their pixels in the uncertain middle band
+# (JPEG_NOISE_LEVEL..255-JPEG_NOISE_LEVEL) than this fraction are
+# anti-aliased or not binary; the threshold then decides the edges.
+JPEG_MIDDLE_FRACTION = 0.05
+
+
+class MaskWarning(UserWarning):
+    """A mask was read by a rule that may not be what its author meant."""
+
+
+def read_mask(paths, threshold=None, high_bit_depth="range", size=None):
     """Reads one binary mask from one or several files (merged by OR).
 
-    Each file is read as grayscale (colour through luma, alpha composited on
-    black, 16-bit scaled as in `read_image`). A losslessly stored file (not
-    JPEG) whose values are all 0 or 1 is a label map: 1 is foreground. Otherwise a pixel is foreground
-    when its value is above `threshold`, which also cleans the compression
-    noise of lossy JPEG masks (Kvasir-SEG's lie in 0..8 and 246..255).
+    The foreground rule (`threshold=None`, the default):
+
+    - **Lossless files** (PNG, TIFF, BMP, ...): a mask is a label map, and
+      **any non-zero pixel is foreground**: {0, 1}, {0, 2}, {0, 255} and
+      {0, 1, 2, 128, 200} all read their non-zero pixels as lesion. Colour
+      masks count a pixel as non-zero when any channel is; alpha is
+      composited on black (transparent is background); 16-bit and float
+      values are compared before any scaling, so label 1 in a 16-bit file
+      is not lost. A mask with more than `MAX_LABELS` (16) distinct
+      non-zero levels is soft (anti-aliased, resampled or a probability
+      map): it is still read by the non-zero rule, with a `MaskWarning`
+      saying so and how to threshold it instead.
+    - **JPEG files** (lossy, e.g. Kvasir-SEG's, whose values lie in 0..8
+      and 246..255): a pixel is foreground above the grey level 127
+      (compression noise makes "non-zero" meaningless). A JPEG mask whose
+      brightest pixel lies between 32 and 127 is ambiguous (labels 1, 2, ...
+      blurred by compression, or a faint mask) and raises `ImageReadError`:
+      store such masks losslessly (PNG) or pass `threshold`. A JPEG mask
+      with more than 5 % of its pixels in the uncertain middle band (32..223)
+      gets a `MaskWarning`.
+
+    An explicit `threshold` applies one rule to every file: foreground when
+    the 8-bit grey level (luma; 16-bit scaled as in `read_image`) is above
+    it. If that leaves a mask empty while it has non-zero pixels, a
+    `MaskWarning` says so: an empty mask is never produced silently.
 
     Args:
         paths: a mask file, or a sequence of files of the same size (e.g.
             BUSI's `_mask`, `_mask_1`, `_mask_2` of one image).
-        threshold: grey level (0..254) above which a pixel is foreground.
-            Default 127.
-        high_bit_depth: as in `read_image`.
+        threshold: `None` (default: the rule above) or a grey level
+            (0..254) above which a pixel is foreground.
+        high_bit_depth: as in `read_image` (used with an explicit
+            `threshold`).
         size: optional `(height, width)`: the merged mask is resized to it
             with nearest-neighbour sampling (it stays binary).
 
@@ -289,8 +387,9 @@ def read_mask(paths, threshold=127, high_bit_depth="range", size=None):
         np.ndarray of dtype bool and shape (H, W) (or `size`).
 
     Raises:
-        ImageReadError: a file is unreadable; ValueError: no paths, or the
-            files differ in size (the message names them).
+        ImageReadError: a file is unreadable, or an ambiguous JPEG mask;
+            ValueError: no paths, or the files differ in size (the message
+            names them).
 
     Example:
     >>> mask = read_mask(["benign (4)_mask.png", "benign (4)_mask_1.png"])
@@ -302,17 +401,14 @@ def read_mask(paths, threshold=127, high_bit_depth="range", size=None):
     paths = list(paths)
     if not paths:
         raise ValueError("read_mask: no mask file given")
-    if not 0 <= threshold < 255:
-        raise ValueError(f"read_mask: threshold must be in 0..254, got {threshold!r}")
+    if threshold is not None and not 0 <= threshold < 255:
+        raise ValueError(
+            f"read_mask: threshold must be None or in 0..254, got {threshold!r}"
+        )
     size = _check_size(size, "read_mask")
     merged = None
     for path in paths:
-        # JPEG masks may decode at reduced scale (draft) when resized anyway.
-        gray, file_format = _read_array_for_mask(path, high_bit_depth, size)
-        if gray.max() <= 1 and file_format != "JPEG":
-            mask = gray == 1
-        else:
-            mask = gray > threshold
+        mask = _read_one_mask(path, threshold, high_bit_depth, size)
         if size is not None and mask.shape != size:
             resized = Image.fromarray(mask.astype(np.uint8) * 255, "L").resize(
                 (size[1], size[0]), Image.NEAREST
@@ -332,14 +428,89 @@ def read_mask(paths, threshold=127, high_bit_depth="range", size=None):
     return merged
 
 
-def _read_array_for_mask(path, high_bit_depth, size):
-    """Grayscale mask pixels at native size (or JPEG draft scale >= size)."""
+def _read_one_mask(path, threshold, high_bit_depth, size):
+    """One mask file -> bool array at native size (JPEG: maybe draft scale)."""
+    # JPEG masks may decode at reduced scale (draft) when resized anyway.
     img, file_format = _decode(path, max(size) if size else None)
     try:
-        flat = _flatten(img, high_bit_depth).convert("L")
-        array = np.asarray(flat, dtype=np.uint8)
+        if threshold is not None:
+            gray = _flatten(img, high_bit_depth).convert("L")
+            levels = np.asarray(gray, dtype=np.uint8)
+            _check_pixels(path, levels)
+            mask = levels > threshold
+            if not mask.any() and levels.any():
+                warnings.warn(
+                    f"mask '{path}': no pixel is above threshold {threshold} "
+                    f"(brightest {int(levels.max())}), so it is read as "
+                    "empty; pass threshold=None to read it as a label map",
+                    MaskWarning,
+                    stacklevel=3,
+                )
+            return mask
+        if file_format == "JPEG":
+            levels = np.asarray(
+                _flatten(img, high_bit_depth).convert("L"), dtype=np.uint8
+            )
+            _check_pixels(path, levels)
+            return _jpeg_foreground(path, levels)
+        levels = _mask_levels(img)
+        _check_pixels(path, levels)
+        mask = levels > 0
+        labels = np.unique(levels[mask])
+        if labels.size > MAX_LABELS:
+            warnings.warn(
+                f"mask '{path}' has {labels.size} distinct non-zero levels: "
+                "it looks soft (anti-aliased, resized or a probability map), "
+                "not a label map; every non-zero pixel is read as foreground. "
+                "To binarise at a grey level instead, pass threshold "
+                "(e.g. read_mask(path, threshold=127)), or save the mask "
+                "with two values",
+                MaskWarning,
+                stacklevel=3,
+            )
+        return mask
     finally:
         img.close()
-    if array.size == 0:
+
+
+def _check_pixels(path, levels):
+    if levels.size == 0:
         raise ImageReadError(path, "the image has no pixels (zero width or height)")
-    return array, file_format
+
+
+def _mask_levels(img):
+    """Per-pixel level of a lossless mask, in the file's own scale: zero
+    exactly where the pixel is background (black or transparent)."""
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        array = np.asarray(img).astype(np.float64)
+        return np.nan_to_num(array, nan=0.0, posinf=0.0, neginf=0.0).clip(0)
+    flat = _flatten(img, "range")
+    array = np.asarray(flat)
+    if array.ndim == 3:  # colour: non-zero when any channel is
+        array = array.max(axis=-1)
+    return array
+
+
+def _jpeg_foreground(path, levels):
+    """Threshold a lossy (JPEG) mask at 127, refusing the ambiguous ones."""
+    brightest = int(levels.max())
+    if JPEG_NOISE_LEVEL < brightest <= 127:
+        raise ImageReadError(
+            path,
+            f"ambiguous JPEG mask: its brightest pixel is {brightest}, "
+            "between compression noise and the foreground level (> 127), "
+            "so labels stored as small values (1, 2, ...) cannot be told "
+            "from noise. Store the mask losslessly (PNG, values 0 and 255) "
+            "or give an explicit threshold",
+        )
+    middle = (levels > JPEG_NOISE_LEVEL) & (levels < 255 - JPEG_NOISE_LEVEL)
+    fraction = float(middle.mean())
+    if fraction > JPEG_MIDDLE_FRACTION:
+        warnings.warn(
+            f"JPEG mask '{path}': {fraction:.1%} of its pixels are neither "
+            "near black nor near white (anti-aliased or not binary); they "
+            "are split at grey level 127",
+            MaskWarning,
+            stacklevel=4,
+        )
+    return levels > 127

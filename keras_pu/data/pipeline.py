@@ -20,6 +20,7 @@ from typing import NamedTuple
 import keras
 import numpy as np
 
+from keras_pu.data.cache import DecodedCache
 from keras_pu.data.io import image_size as read_image_size
 from keras_pu.data.io import read_image
 from keras_pu.data.io import read_mask
@@ -80,7 +81,7 @@ def preprocess_image(image, image_size):
     return np.asarray(pil.convert("RGB"), dtype=np.float32) / 255.0
 
 
-def load_pair(sample, image_size, mask_threshold=127):
+def load_pair(sample, image_size, mask_threshold=None):
     """One sample -> (image float32 (h, w, 3) in [0, 1], mask float32 (h, w, 1))."""
     size = _check_image_size(image_size)
     image = read_image(sample.image_path, channels=3, size=size)
@@ -123,8 +124,15 @@ class SegmentationSequence(keras.utils.PyDataset):
         seed: int, the base of the shuffle and augmentation seeds. Default 0.
         drop_remainder: leave out the last, smaller batch (keeps one batch
             shape: JAX compiles the train step once). Default False.
-        mask_threshold: grey level above which a mask pixel is foreground
-            (see `read_mask`). Default 127.
+        mask_threshold: `None` (default: `read_mask`'s rule, any non-zero
+            label of a lossless mask is foreground, JPEG masks above 127) or
+            a grey level above which a mask pixel is foreground.
+        cache: `None` (decode every batch's files), `"memory"` (decode
+            and resize every sample once, into uint8 arrays in memory), a
+            folder (the same, as memory-mapped files reused by later runs
+            while the data, size and threshold are unchanged) or a
+            `keras_pu.data.DecodedCache`. The batches are the same either
+            way; a cache makes them several times cheaper. Default None.
         workers, use_multiprocessing, max_queue_size: passed to
             `keras.utils.PyDataset` (parallel batch loading in `fit`).
             Prefer threads (`workers=2`, `use_multiprocessing=False`):
@@ -148,7 +156,8 @@ class SegmentationSequence(keras.utils.PyDataset):
         shuffle=False,
         seed=0,
         drop_remainder=False,
-        mask_threshold=127,
+        mask_threshold=None,
+        cache=None,
         workers=1,
         use_multiprocessing=False,
         max_queue_size=10,
@@ -175,8 +184,32 @@ class SegmentationSequence(keras.utils.PyDataset):
         self.seed = int(seed)
         self.drop_remainder = bool(drop_remainder)
         self.mask_threshold = mask_threshold
+        self.cache = self._make_cache(cache)
         self.epoch = 0
         self._order = self._epoch_order(0)
+
+    def _make_cache(self, cache):
+        if cache is None or cache == "none":
+            return None
+        if isinstance(cache, DecodedCache):
+            missing = {s.id for s in self.samples} - set(cache.ids)
+            if missing:
+                raise ValueError(
+                    "SegmentationSequence: the DecodedCache lacks samples "
+                    f"{sorted(missing)[:5]}; build it from the same dataset"
+                )
+            if cache.images.shape[1:3] != self.image_size:
+                raise ValueError(
+                    "SegmentationSequence: the DecodedCache holds "
+                    f"{cache.images.shape[1:3]} images, the sequence wants "
+                    f"{self.image_size}"
+                )
+            return cache
+        directory = None if cache == "memory" else cache
+        return DecodedCache.build(
+            self.samples, self.image_size, self.mask_threshold,
+            directory=directory,
+        )
 
     def _epoch_order(self, epoch):
         if not self.shuffle:
@@ -196,12 +229,16 @@ class SegmentationSequence(keras.utils.PyDataset):
         return [self.samples[i] for i in positions]
 
     def __getitem__(self, index):
-        pairs = [
-            load_pair(s, self.image_size, self.mask_threshold)
-            for s in self.batch_samples(index)
-        ]
-        images = np.stack([p[0] for p in pairs])
-        masks = np.stack([p[1] for p in pairs])
+        samples = self.batch_samples(index)
+        if self.cache is not None:
+            images, masks = self.cache.batch([s.id for s in samples])
+        else:
+            pairs = [
+                load_pair(s, self.image_size, self.mask_threshold)
+                for s in samples
+            ]
+            images = np.stack([p[0] for p in pairs])
+            masks = np.stack([p[1] for p in pairs])
         if self.augmentation is not None:
             seed = np.random.SeedSequence([self.seed, self.epoch, index])
             images, masks = self.augmentation(
@@ -219,7 +256,7 @@ class SegmentationSequence(keras.utils.PyDataset):
         self._order = self._epoch_order(self.epoch)
 
 
-def labelled_batches(dataset, image_size=256, batch_size=8, mask_threshold=127,
+def labelled_batches(dataset, image_size=256, batch_size=8, mask_threshold=None,
                      original_masks=False):
     """Iterates a dataset in order, without augmentation, for evaluation.
 

@@ -19,23 +19,26 @@ import json
 import pathlib
 import warnings
 
-from keras_pu.data.datasets import DatasetError
+from keras_pu.data import dataset_registry
+from keras_pu.data.scanning import DatasetError
 
 SPLITS = ("train", "val", "test")
-# Datasets with a committed split file (named as their layout).
-SPLIT_DATASETS = ("kvasir-seg", "busi", "isic2017")
+# Datasets with a committed split file (their dataset module says so; the
+# file is keras_pu/data/splits/<key>.json).
+SPLIT_DATASETS = dataset_registry.split_names()
 
 
 def split_path(name):
     """Path of the committed split file of dataset `name`."""
-    if name not in SPLIT_DATASETS:
+    spec = dataset_registry.find_dataset(name)
+    if spec is None or spec.split_file is None:
         raise ValueError(
             f"no committed split for {name!r}; committed splits: "
             f"{SPLIT_DATASETS}. For other data pass a split file path, or "
             "take ids with dataset.subset(ids)."
         )
     return pathlib.Path(
-        importlib.resources.files("keras_pu.data").joinpath("splits", f"{name}.json")
+        importlib.resources.files("keras_pu.data").joinpath("splits", spec.split_file)
     )
 
 

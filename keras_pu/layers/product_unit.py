@@ -203,6 +203,12 @@ class ProductUnit2D(keras.layers.Layer):
             regularizer=self.kernel_regularizer,
             constraint=self.kernel_constraint,
             dtype="float32",
+            # Never cast on read: under a mixed policy an enclosing
+            # AutocastScope would otherwise hand call() a float16/bfloat16
+            # copy of the exponents (the layer's own autocast=False does
+            # not cover scopes opened elsewhere, e.g. by the backend's
+            # call machinery when the layer is called on its own).
+            autocast=False,
         )
         if self.use_bias:
             self.bias = self.add_weight(
@@ -212,6 +218,7 @@ class ProductUnit2D(keras.layers.Layer):
                 regularizer=self.bias_regularizer,
                 constraint=self.bias_constraint,
                 dtype="float32",
+                autocast=False,
             )
         else:
             self.bias = None

@@ -5,6 +5,8 @@ import keras
 from keras_pu.layers._utils import standardize_data_format
 from keras_pu.layers.product_unit import ProductUnit2D
 from keras_pu.layers.product_unit import validate_stabilization
+from keras_pu.platform_safety import OneDNNSafeConv2D
+from keras_pu.platform_safety import conv2d as onednn_safe_conv2d
 
 
 @keras.saving.register_keras_serializable(package="keras_pu")
@@ -80,7 +82,9 @@ class ResidualBlock(keras.layers.Layer):
         self.shortcut_bn = None
 
     def _conv(self, filters, kernel_size, strides, name):
-        return keras.layers.Conv2D(
+        # Conv2D, except for the strided 1x1 shortcut of a narrow input,
+        # which oneDNN's backward pass corrupts (keras_pu.platform_safety).
+        return OneDNNSafeConv2D(
             filters,
             kernel_size,
             strides=strides,
@@ -161,7 +165,7 @@ class ResidualBlock(keras.layers.Layer):
         ops = keras.ops
         scale = bn.gamma * ops.rsqrt(bn.moving_variance + bn.epsilon)
         shift = bn.beta - bn.moving_mean * scale
-        outputs = ops.conv(
+        outputs = onednn_safe_conv2d(
             inputs,
             conv.kernel * scale,  # scales each output channel
             strides=conv.strides,

@@ -382,7 +382,9 @@ class SegmentationEvaluator:
         columns = []
         for row in self.per_image:
             columns.extend(k for k in row if k not in columns)
-        with open(path, "w", newline="") as f:
+        from keras_pu.atomic_files import atomic_path
+
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=columns)
             writer.writeheader()
             for row in self.per_image:
@@ -394,9 +396,10 @@ class SegmentationEvaluator:
         """Writes `summary()` (plus `extra` keys) as JSON; NaN becomes null."""
         data = dict(extra or {})
         data.update(self.summary())
-        with open(path, "w") as f:
-            json.dump(_json_safe(data), f, indent=2, allow_nan=False)
-            f.write("\n")
+        from keras_pu.atomic_files import write_text
+
+        write_text(path, json.dumps(_json_safe(data), indent=2,
+                                    allow_nan=False) + "\n")
 
 
 def _csv_value(value):

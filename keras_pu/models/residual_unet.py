@@ -7,17 +7,10 @@ from keras_pu.layers._utils import standardize_data_format
 from keras_pu.layers.product_unit import validate_stabilization
 from keras_pu.layers.residual_block import ProductUnitResidualBlock
 from keras_pu.layers.residual_block import ResidualBlock
+from keras_pu.models import unet_builder
+from keras_pu.models.registry import register_model
 from keras_pu.models.segmentation_model import SegmentationModel
-
-UPSAMPLING_MODES = ("transpose", "bilinear", "nearest")
-
-
-def encoder_stage_name(level):
-    return f"encoder_stage_{level}"
-
-
-def decoder_stage_name(level):
-    return f"decoder_stage_{level}"
+from keras_pu.models.unet_builder import UPSAMPLING_MODES
 
 
 def resolve_widths(widths, depth):
@@ -65,6 +58,8 @@ def resolve_widths(widths, depth):
 
 
 @keras.saving.register_keras_serializable(package="keras_pu")
+@register_model(display_name="Residual U-Net", aliases=("residualunet", "residual_unet"),
+                tags=("residual-unet",))
 class ResidualUNet(SegmentationModel):
     """Residual U-Net with product-unit blocks in chosen stages.
 
@@ -171,7 +166,6 @@ class ResidualUNet(SegmentationModel):
         layout = standardize_compute_data_format(
             compute_data_format, data_format
         )
-        channel_axis = -1 if layout == "channels_last" else 1
         if not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(
                 f"{cls_name}: `num_classes` must be an integer >= 1 (1 for "
@@ -202,110 +196,34 @@ class ResidualUNet(SegmentationModel):
             pu_stabilized=pu_stabilized,
         )
 
-        def blocks(x, filters, level, stage_name, first_stride):
-            for j in range(blocks_per_stage):
-                last = j == blocks_per_stage - 1
-                layer_name = stage_name if last else f"{stage_name}_block_{j}"
-                strides = first_stride if j == 0 else 1
-                if level in pu_stages:
-                    block = ProductUnitResidualBlock(
-                        filters,
-                        strides=strides,
-                        name=layer_name,
-                        **block_args,
-                        **pu_args,
-                    )
-                else:
-                    block = ResidualBlock(
-                        filters, strides=strides, name=layer_name, **block_args
-                    )
-                x = block(x)
-            return x
+        def make_block(filters, level, strides, name):
+            if level in pu_stages:
+                return ProductUnitResidualBlock(
+                    filters, strides=strides, name=name, **block_args, **pu_args
+                )
+            return ResidualBlock(filters, strides=strides, name=name, **block_args)
 
-        # --- encoder ---
         image = keras.Input(shape=input_shape, name="image")
-        x = image
-        if layout != data_format:
-            # A transpose is a view under PyTorch: no data is copied.
-            x = keras.layers.Permute(
-                (3, 1, 2) if layout == "channels_first" else (2, 3, 1),
-                dtype=dtype,
-                name="to_compute_layout",
-            )(x)
-        x = keras.layers.Conv2D(
-            widths[0],
-            3,
-            padding="same",
-            use_bias=False,
-            kernel_initializer="he_normal",
+        x = unet_builder.to_compute_layout(image, data_format, layout, dtype)
+        skips = unet_builder.residual_encoder(
+            widths,
+            make_block,
+            blocks_per_stage,
+            data_format=layout,
+            batchnorm_momentum=batchnorm_momentum,
+            dtype=dtype,
+        )(x)
+        x = unet_builder.unet_decoder(
+            skips,
+            widths[:-1],
+            make_block,
+            blocks_per_stage,
+            upsampling=upsampling,
             data_format=layout,
             dtype=dtype,
-            name="stem_conv",
-        )(x)
-        x = keras.layers.BatchNormalization(
-            axis=channel_axis,
-            momentum=batchnorm_momentum,
-            dtype=dtype,
-            name="stem_bn",
-        )(x)
-        x = keras.layers.ReLU(dtype=dtype, name="stem_relu")(x)
-        skips = []
-        for level in range(depth + 1):
-            x = blocks(
-                x,
-                widths[level],
-                level,
-                encoder_stage_name(level),
-                first_stride=1 if level == 0 else 2,
-            )
-            skips.append(x)
-
-        # --- decoder ---
-        for level in reversed(range(depth)):
-            stage = decoder_stage_name(level)
-            if upsampling == "transpose":
-                x = keras.layers.Conv2DTranspose(
-                    widths[level],
-                    2,
-                    strides=2,
-                    data_format=layout,
-                    dtype=dtype,
-                    name=f"{stage}_upsample",
-                )(x)
-            else:
-                x = keras.layers.UpSampling2D(
-                    2,
-                    interpolation=upsampling,
-                    data_format=layout,
-                    dtype=dtype,
-                    name=f"{stage}_upsample",
-                )(x)
-                x = keras.layers.Conv2D(
-                    widths[level],
-                    1,
-                    data_format=layout,
-                    dtype=dtype,
-                    name=f"{stage}_upsample_proj",
-                )(x)
-            x = keras.layers.Concatenate(
-                axis=channel_axis, dtype=dtype, name=f"{stage}_concat"
-            )([x, skips[level]])
-            x = blocks(x, widths[level], level, stage, first_stride=1)
-
-        # Logits in float32 whatever the policy (mixed-precision guidance).
-        logits = keras.layers.Conv2D(
-            num_classes,
-            1,
-            data_format=layout,
-            dtype="float32",
-            name="logits",
-        )(x)
-        if layout != data_format:
-            logits = keras.layers.Permute(
-                (2, 3, 1) if layout == "channels_first" else (3, 1, 2),
-                dtype="float32",
-                name="to_data_format",
-            )(logits)
+        )
+        logits = unet_builder.segmentation_head(x, num_classes, layout)
+        logits = unet_builder.to_data_format(logits, data_format, layout)
 
         super().__init__(inputs=image, outputs=logits, name=name, **kwargs)
 
@@ -328,16 +246,21 @@ class ResidualUNet(SegmentationModel):
 
     @property
     def feature_layers(self):
-        encoder = [encoder_stage_name(level) for level in range(self.depth + 1)]
-        decoder = [decoder_stage_name(level) for level in range(self.depth)]
-        # Decoder levels run from depth - 1 up to 0; level 0 is the last
-        # decoder feature before the head, the SelfReg teacher.
-        decoder = decoder[::-1]
-        return {
-            "encoder": encoder,
-            "decoder": decoder[:-1],
-            "teacher": decoder[-1],
-        }
+        return unet_builder.unet_feature_layers(self.depth + 1, self.depth)
+
+    @classmethod
+    def input_size_multiple(cls, config):
+        """Height and width of the input must be multiples of this
+        (`2**depth`) for a model built with constructor arguments
+        `config`; the defaults are this class's own."""
+        import inspect
+
+        defaults = inspect.signature(cls.__init__).parameters
+        _, depth = resolve_widths(
+            config.get("widths", defaults["widths"].default),
+            config.get("depth", defaults["depth"].default),
+        )
+        return 2**depth
 
     def probe_input_shape(self):
         shape = list(self.input_shape_arg)
@@ -422,6 +345,8 @@ class ResidualUNet(SegmentationModel):
 
 
 @keras.saving.register_keras_serializable(package="keras_pu")
+@register_model(display_name="ResUNet", aliases=("resunet", "res_unet"),
+                tags=("residual-unet",))
 class ResUNet(ResidualUNet):
     """Residual U-Net: the matched baseline of `PUUNet`.
 
@@ -492,6 +417,8 @@ class ResUNet(ResidualUNet):
 
 
 @keras.saving.register_keras_serializable(package="keras_pu")
+@register_model(display_name="PU-UNet", aliases=("pu_unet", "puunet"),
+                tags=("pu-unet",))
 class PUUNet(ResidualUNet):
     """PU-UNet: a residual U-Net with stable product-unit blocks in its
     low-resolution stages.

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_pu.selfreg import defaults
 from keras_pu.selfreg.losses import average_pool_by
 from keras_pu.selfreg.losses import ifd_loss
 from keras_pu.selfreg.losses import pool_factors
@@ -83,7 +84,7 @@ class SelfRegLoss:
 
     It follows the feature-loss protocol of
     `keras_pu.models.SegmentationModel` (`layer_names`, `__call__`,
-    `metrics`); `keras_pu.callbacks.SelfRegDistillation` creates, attaches
+    `metrics`); `keras_pu.selfreg.SelfRegDistillation` creates, attaches
     and schedules it, which is the usual way to use it.
 
     Args:
@@ -91,8 +92,10 @@ class SelfRegLoss:
         decoder_layers: names of the decoder block-output layers except the
             last (students).
         teacher_layer: name of the last decoder feature before the head.
-        lambda_scr: initial SCR weight. Defaults to `0.015`.
-        lambda_ifd: initial IFD weight. Defaults to `0.015`.
+        lambda_scr: initial SCR weight. Defaults to
+            `keras_pu.selfreg.defaults.LAMBDA_SCR` (0.015).
+        lambda_ifd: initial IFD weight. Defaults to
+            `keras_pu.selfreg.defaults.LAMBDA_IFD` (0.015).
         seed: seed of the random channel pairing. Defaults to `None`
             (random).
         pool_sizes: optional list with one `(r_h, r_w)` per student (encoder
@@ -107,8 +110,8 @@ class SelfRegLoss:
         encoder_layers,
         decoder_layers,
         teacher_layer,
-        lambda_scr=0.015,
-        lambda_ifd=0.015,
+        lambda_scr=defaults.LAMBDA_SCR,
+        lambda_ifd=defaults.LAMBDA_IFD,
         seed=None,
         pool_sizes=None,
         data_format="channels_last",

@@ -6,7 +6,7 @@ import math
 import keras
 import numpy as np
 
-from keras_pu.training.recipe import RecipeError
+from keras_pu.training.errors import RecipeError
 
 
 class EpochSync(keras.callbacks.Callback):
@@ -115,7 +115,7 @@ def check_augmentation(settings, source):
 
 
 def make_sequences(recipe, train_set, val_set, workers=None, initial_epoch=0,
-                   batch_multiple=1):
+                   batch_multiple=1, cache="memory"):
     """(train, val) `keras_pu.data.SegmentationSequence`s for `fit`.
 
     Training batches are shuffled and augmented from the recipe's seed and
@@ -123,7 +123,8 @@ def make_sequences(recipe, train_set, val_set, workers=None, initial_epoch=0,
     run would have), and have one shape (the last, smaller batch is left
     out); validation batches are in order, not augmented, and padded to a
     multiple of `batch_multiple` (the device count under data parallelism;
-    see `PaddedBatches`).
+    see `PaddedBatches`). `cache` is `SegmentationSequence`'s: by default
+    every image is decoded and resized once, into memory.
     """
     from keras_pu.data import SegmentationSequence
 
@@ -140,11 +141,13 @@ def make_sequences(recipe, train_set, val_set, workers=None, initial_epoch=0,
         shuffle=True,
         seed=training["seed"],
         drop_remainder=drop,
+        cache=cache,
         **options,
     )
     train.set_epoch(initial_epoch)
     val = SegmentationSequence(
-        val_set, image_size=size, batch_size=batch_size, **options
+        val_set, image_size=size, batch_size=batch_size, cache=cache,
+        **options
     )
     if batch_multiple > 1:
         val = PaddedBatches(val, batch_multiple)

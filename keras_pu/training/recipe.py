@@ -37,16 +37,16 @@ import json
 import math
 import pathlib
 
-MODEL_CLASSES = ("PUUNet", "ResUNet", "ResidualUNet")
-DATA_LAYOUTS = ("auto", "kvasir-seg", "busi", "isic2018", "isic2017", "folder")
+from keras_pu.selfreg import defaults as selfreg_defaults
+from keras_pu.training.errors import RecipeError
+from keras_pu.training.pipeline import check_augmentation
+
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("cosine", "constant")
-DTYPE_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
+# "auto": keras_pu.hardware.choose_precision() picks one when a run starts
+# (and the run's recipe.json records the policy it picked).
+DTYPE_POLICIES = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 RECIPES_DIR = pathlib.Path(__file__).resolve().parent / "recipes"
-
-
-class RecipeError(ValueError):
-    """A recipe is malformed; the message names the file and the key."""
 
 
 class _Field:
@@ -58,8 +58,14 @@ class _Field:
         self.default = default
         self.help = help
         self.check = check
-        self.choices = choices
+        # A tuple, or a function returning one when the choices live in a
+        # registry (asked at validation time, never copied here).
+        self._choices = choices
         self.required = required
+
+    @property
+    def choices(self):
+        return self._choices() if callable(self._choices) else self._choices
 
     def validate(self, value, where):
         if value is None and type(None) in self.types:
@@ -79,10 +85,11 @@ class _Field:
             raise RecipeError(
                 f"{where} must be {names}; got {json.dumps(value)}."
             )
-        if self.choices is not None and value not in self.choices:
+        choices = self.choices
+        if choices is not None and value not in choices:
             raise RecipeError(
-                f"{where} must be one of {list(self.choices)}; got "
-                f"{json.dumps(value)}.{_did_you_mean(value, self.choices)}"
+                f"{where} must be one of {list(choices)}; got "
+                f"{json.dumps(value)}.{_did_you_mean(value, choices)}"
             )
         if self.check is not None:
             message = self.check(value)
@@ -117,6 +124,18 @@ def _image_size(v):
     return None
 
 
+def _model_classes():
+    from keras_pu.models.registry import list_models
+
+    return tuple(list_models())
+
+
+def _data_layouts():
+    from keras_pu.data.dataset_registry import layout_names
+
+    return ("auto",) + layout_names()
+
+
 def _probability(v):
     return None if 0 < v < 1 else "must be in (0, 1)"
 
@@ -127,18 +146,20 @@ SCHEMA = {
     "name": _Field((str, type(None)), None, "recipe name (e.g. the preset name)"),
     "description": _Field(str, "", "free text"),
     "model": {
-        "class": _Field(str, None, "model class in keras_pu.models",
-                        choices=MODEL_CLASSES, required=True),
+        "class": _Field(str, None, "model class in keras_pu.models (the "
+                        "model registry)", choices=_model_classes,
+                        required=True),
         "config": _Field(dict, {}, "constructor arguments of the model class "
                          "(input_shape is set from data.image_size)"),
     },
     "data": {
         "layout": _Field(str, "auto", "dataset layout ('auto': detect from "
-                         "the folder)", choices=DATA_LAYOUTS),
+                         "the folder)", choices=_data_layouts),
         "path": _Field((str, type(None)), None,
                        "dataset folder (null: given on the command line)"),
         "split": _Field((str, type(None)), "auto",
-                        "committed split ('kvasir-seg', 'busi', 'isic2017'), "
+                        "committed split (a dataset key with a split file: "
+                        "keras_pu.data.SPLIT_DATASETS), "
                         "a split file path, 'auto' (the layout's committed "
                         "split when there is one) or null (a seeded random "
                         "split by val_fraction/test_fraction)"),
@@ -162,8 +183,10 @@ SCHEMA = {
                                   check=_positive),
         "seed": _Field(int, 42, "seed of keras.utils.set_random_seed, the "
                        "shuffling and the augmentation"),
-        "dtype_policy": _Field(str, "float32", "Keras dtype policy "
-                               "(mixed precision)", choices=DTYPE_POLICIES),
+        "dtype_policy": _Field(str, "auto", "Keras dtype policy (mixed "
+                               "precision); 'auto': the fastest safe one "
+                               "for the hardware (keras_pu.hardware)",
+                               choices=DTYPE_POLICIES),
         "monitor": _Field(str, "val_dice", "the log entry that picks the best "
                           "checkpoint and drives early stopping (max for "
                           "scores, min for losses)"),
@@ -202,11 +225,12 @@ SCHEMA = {
                            "defaults; null: no augmentation)"),
     "selfreg": {
         "enabled": _Field(bool, False, "train with SelfReg self-distillation"),
-        "lambda_scr": _Field(float, 0.015, "weight of the SCR loss",
+        "lambda_scr": _Field(float, selfreg_defaults.LAMBDA_SCR, "weight of the SCR loss",
                              check=_non_negative),
-        "lambda_ifd": _Field(float, 0.015, "weight of the IFD loss",
+        "lambda_ifd": _Field(float, selfreg_defaults.LAMBDA_IFD, "weight of the IFD loss",
                              check=_non_negative),
-        "warmup_epochs": _Field(int, 0, "epochs over which the SelfReg "
+        "warmup_epochs": _Field(int, selfreg_defaults.WARMUP_EPOCHS,
+                                "epochs over which the SelfReg "
                                 "weights ramp up linearly from 0",
                                 check=_non_negative),
     },
@@ -369,7 +393,9 @@ class Recipe:
         return Recipe(data, source=self.source)
 
     def save(self, path):
-        pathlib.Path(path).write_text(json.dumps(self._data, indent=2) + "\n")
+        from keras_pu import atomic_files
+
+        atomic_files.write_text(path, json.dumps(self._data, indent=2) + "\n")
 
     def __eq__(self, other):
         return isinstance(other, Recipe) and self._data == other._data
@@ -402,13 +428,13 @@ class Recipe:
                     f"({'data and training sections' if key == 'dtype' else 'recipe name'}); "
                     "remove it."
                 )
-        depth = _model_depth(config)
-        multiple = 2**depth
+        multiple = _input_size_multiple(self._data["model"], src)
         size = self._data["data"]["image_size"]
         if any(s % multiple for s in size):
             raise RecipeError(
                 f"{src}: 'data.image_size' {size} must be multiples of "
-                f"2**depth = {multiple} (model depth {depth})."
+                f"{multiple}, the input size multiple of model "
+                f"{self._data['model']['class']} (2**depth for the U-Nets)."
             )
         data = self._data["data"]
         if data["split"] in (None, "auto") and (
@@ -427,8 +453,6 @@ class Recipe:
                 f"{src}: 'schedule.min_lr_ratio' must be <= 1; got "
                 f"{schedule['min_lr_ratio']}."
             )
-        from keras_pu.training.pipeline import check_augmentation
-
         check_augmentation(self._data["augmentation"], src)
         loss = self._data["loss"]
         if loss["bce_weight"] == 0 and loss["dice_weight"] == 0:
@@ -438,16 +462,19 @@ class Recipe:
             )
 
 
-def _model_depth(config):
-    widths = config.get("widths", 16)
-    depth = config.get("depth")
-    if depth is None:
-        depth = len(widths) - 1 if isinstance(widths, list) else 4
-    if not isinstance(depth, int) or depth < 1:
-        raise RecipeError(
-            f"'model.config.depth' must be an integer >= 1; got {depth!r}."
-        )
-    return depth
+def _input_size_multiple(model, source):
+    """Asks the model class (through the model registry) which multiple
+    its input size must be, so that the recipe never re-derives a model's
+    defaults."""
+    from keras_pu.models.registry import get_model_spec
+
+    spec = get_model_spec(model["class"])
+    try:
+        return spec.input_size_multiple(model["config"])
+    except (TypeError, ValueError):
+        # An inconsistent model.config: building the model reports it, with
+        # the recipe named (trainer.build_model); no size is checkable here.
+        return 1
 
 
 def _diff(a, b, prefix):

@@ -9,10 +9,15 @@ recipe.json            the complete recipe (defaults filled in)
 run.json               backend, versions, devices, data, split sizes, sessions
 history.csv            one row per epoch (losses, metrics, learning rate)
 training_state.json    epochs completed, best value, early-stopping counters
-checkpoints/last.keras full model + optimizer state after the last epoch
+checkpoints/last.keras full model + optimizer state + run state after the
+                       last epoch (renaming it into place commits the epoch)
 checkpoints/best.keras full model + optimizer state at the best val Dice
 model.keras            the final model: best weights, no optimizer state
 ```
+
+Epochs are numbered from 1 in the console, training_state.json and the
+summary (`best_epoch`); history.csv keeps Keras's 0-based `epoch` column.
+`--limit` is recorded in the run state and reused on resume.
 """
 
 import contextlib
@@ -28,6 +33,8 @@ import sys
 
 import keras
 
+from keras_pu import atomic_files
+from keras_pu.hardware import choose_precision
 from keras_pu.training.callbacks import BEST_CHECKPOINT
 from keras_pu.training.callbacks import LAST_CHECKPOINT
 from keras_pu.training.callbacks import LearningRateLogger
@@ -35,13 +42,14 @@ from keras_pu.training.callbacks import ResumableEarlyStopping
 from keras_pu.training.callbacks import RunCheckpoint
 from keras_pu.training.callbacks import atomic_save_model
 from keras_pu.training.callbacks import atomic_write_text
+from keras_pu.training.callbacks import committed_state
 from keras_pu.training.callbacks import monitor_mode
 from keras_pu.training.callbacks import read_state
 from keras_pu.training.pipeline import EpochSync
 from keras_pu.training.recipe import Recipe
 from keras_pu.training.recipe import RecipeError
-from keras_pu.training.splits import load_recipe_dataset
-from keras_pu.training.splits import split_dataset
+from keras_pu.data.recipe_splits import load_recipe_dataset
+from keras_pu.data.recipe_splits import split_dataset
 
 RECIPE_FILE = "recipe.json"
 RUN_FILE = "run.json"
@@ -59,10 +67,10 @@ class TrainingError(RuntimeError):
 
 def build_model(recipe):
     """The recipe's model (uncompiled), with input_shape from image_size."""
-    import keras_pu.models
+    from keras_pu.models.registry import get_model_class
 
     model_section = recipe["model"]
-    cls = getattr(keras_pu.models, model_section["class"])
+    cls = get_model_class(model_section["class"])
     height, width = recipe.get("data.image_size")
     config = dict(model_section["config"])
     # Keras models take **kwargs and ignore unknown ones: check the names.
@@ -270,16 +278,18 @@ def _truncate_history(path, epochs_completed):
         return
     header, body = rows[0], rows[1:]
     keep = [r for r in body if r and int(r[0]) < epochs_completed]
-    with open(path, "w", newline="") as f:
+    with atomic_files.atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows(keep)
 
 
-def _resolve_run(recipe, run_dir, resume, data_path):
+def _resolve_run(recipe, run_dir, resume, data_path, overwrite=False):
     """Checks the run folder; returns (recipe, state, run_info, data_path)."""
     recipe_file = run_dir / RECIPE_FILE
-    state = read_state(run_dir)
+    # Resuming repairs what a kill after the last commit left behind;
+    # otherwise the folder is only looked at.
+    state = committed_state(run_dir) if resume else read_state(run_dir)
     run_info = {}
     if (run_dir / RUN_FILE).is_file():
         run_info = json.loads((run_dir / RUN_FILE).read_text())
@@ -289,15 +299,29 @@ def _resolve_run(recipe, run_dir, resume, data_path):
                 f"'{run_dir}' already holds a training run. Continue it with "
                 "--resume, or choose another --output folder."
             )
+        if (run_dir / FINAL_MODEL).exists() and not overwrite:
+            raise TrainingError(
+                f"'{run_dir / FINAL_MODEL}' already exists and a new run would "
+                "replace it. Pass --overwrite to replace it, or choose "
+                "another --output folder."
+            )
         if recipe is None:
             raise TrainingError("No recipe: give --recipe or --model.")
         return recipe, None, {}, data_path
+    # A killed run (SIGKILL) may have left a half-written temporary file.
+    for folder in (run_dir, run_dir / "checkpoints"):
+        atomic_files.remove_stale_temporaries(folder)
     if not recipe_file.is_file():
         raise TrainingError(
             f"Nothing to resume in '{run_dir}': it has no {RECIPE_FILE}. "
             "Check --output, or start the run without --resume."
         )
     saved = Recipe.from_file(recipe_file)
+    if recipe is not None and recipe["training"]["dtype_policy"] == "auto":
+        # The run picked its precision when it started: keep it.
+        recipe = recipe.replace(
+            {"training.dtype_policy": saved["training"]["dtype_policy"]}
+        )
     if recipe is not None:
         changed = saved.differences(recipe, ignore=("name", "description",
                                                     "data"))
@@ -329,6 +353,8 @@ def train(
     limit=None,
     workers=None,
     callbacks=None,
+    cache="memory",
+    overwrite=False,
 ):
     """Trains a model from a recipe; returns a summary dict.
 
@@ -346,6 +372,13 @@ def train(
         workers: input-pipeline worker threads (default: the pipeline's).
         callbacks: extra Keras callbacks, run after the run's own (the
             checkpoint of an epoch is written before they see it).
+        cache: where the decoded, resized images live: `"memory"` (the
+            default: each file is decoded once per run), a folder
+            (memory-mapped files, reused across runs and resumes) or
+            `None` (decode every batch; for datasets larger than memory).
+        overwrite: allow a new run to replace a `model.keras` already in
+            `output_dir` (a folder holding another run still needs
+            `resume` or another folder).
 
     Returns:
         dict with `output_dir`, `model_path`, `epochs_completed`, `best`
@@ -364,7 +397,7 @@ def train(
         output_dir = pathlib.Path("runs") / (recipe.get("name") or "run")
     run_dir = pathlib.Path(output_dir)
     recipe, state, run_info, data_path = _resolve_run(
-        recipe, run_dir, resume, data_path
+        recipe, run_dir, resume, data_path, overwrite
     )
     if state is not None and state.get("finished"):
         print(
@@ -372,6 +405,7 @@ def train(
             f"({state['epochs_completed']} epochs); nothing to do."
         )
         return _summary(run_dir, state)
+    limit = _resolve_limit(limit, state, run_info)
     if data_path is None:
         data_path = recipe.get("data.path")
     if data_path is None:
@@ -380,6 +414,14 @@ def train(
             "recipe)."
         )
     data_path = pathlib.Path(data_path).expanduser().resolve()
+    if recipe["training"]["dtype_policy"] == "auto":
+        choice = choose_precision()
+        recipe = recipe.replace({"training.dtype_policy": choice.policy})
+        print(
+            f"Precision: {choice.policy} (auto: {choice.reason}). "
+            "Override with --precision.",
+            flush=True,
+        )
 
     training = recipe["training"]
     distribution = make_distribution(distribute, training["batch_size"])
@@ -390,14 +432,37 @@ def train(
         if distribution is not None:
             keras.distribution.set_distribution(distribution)
         return _train(recipe, run_dir, state, run_info, data_path, resume,
-                      distribute, verbose, limit, workers, callbacks or [])
+                      distribute, verbose, limit, workers, callbacks or [],
+                      cache)
     finally:
         if distribution is not None:
             keras.distribution.set_distribution(previous_distribution)
 
 
+def _resolve_limit(limit, state, run_info):
+    """The --limit of a run: recorded in its state (and in run.json, for a
+    run killed before its first checkpoint), reused on resume; a different
+    value is an error (the run would change data mid-way)."""
+    if state is not None and "limit" in state:
+        recorded = state["limit"]
+    elif run_info.get("sessions"):
+        recorded = run_info["sessions"][0].get("limit")
+    else:  # a new run
+        return limit
+    if limit is None or limit == recorded:
+        if recorded is not None:
+            print(f"Resuming with --limit {recorded}, as the run started.")
+        return recorded
+    raise TrainingError(
+        f"--limit {limit} differs from the --limit "
+        f"{'(none)' if recorded is None else recorded} the run started with; "
+        "a resumed run keeps its data. Drop --limit, or start a new run in "
+        "another --output folder."
+    )
+
+
 def _train(recipe, run_dir, state, run_info, data_path, resume, distribute,
-           verbose, limit, workers, extra_callbacks):
+           verbose, limit, workers, extra_callbacks, cache):
     from keras_pu.training.pipeline import make_sequences
 
     training = recipe["training"]
@@ -422,6 +487,7 @@ def _train(recipe, run_dir, state, run_info, data_path, resume, distribute,
     train_seq, val_seq = make_sequences(
         recipe, splits["train"], splits["val"], workers=workers,
         initial_epoch=initial_epoch,
+        cache=cache,
         batch_multiple=(
             1 if distribution is None else distribution.device_mesh.devices.size
         ),
@@ -501,6 +567,7 @@ def _train(recipe, run_dir, state, run_info, data_path, resume, distribute,
         best=(state or {}).get("best"),
         best_epoch=(state or {}).get("best_epoch"),
         early_stopping=early,
+        extra_state={"limit": limit},
     )
     callbacks.append(checkpoint)
     callbacks.append(keras.callbacks.TerminateOnNaN())
@@ -560,7 +627,7 @@ def _summary(run_dir, state):
         "model_path": str(run_dir / FINAL_MODEL),
         "epochs_completed": state.get("epochs_completed"),
         "best": state.get("best"),
-        "best_epoch": None if best_epoch is None else best_epoch + 1,
+        "best_epoch": best_epoch,  # numbered from 1, as in the state
         "monitor": state.get("monitor"),
         "stopped_early": state.get("stopped_early", False),
         "history": str(run_dir / HISTORY_FILE),

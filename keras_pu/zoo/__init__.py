@@ -7,10 +7,14 @@ revisions and verified checksums, and synthetic example images.
 folder in Keras's directory format. `list_presets()` and `info(name)` read
 the registry (`keras_pu/zoo/registry.json`), the single source of truth for
 the presets. `download()` fills the Hugging Face cache for offline use.
-`keras_pu.zoo.phantoms` generates synthetic test images with known masks.
+`keras_pu.zoo.phantoms` (the module `keras_pu.data.phantoms`, kept here for
+existing code) generates synthetic test images with known masks. The
+maintainer tools that write the registry, the model cards and the README's
+presets table live outside the package, in `tools/zoo/` of the source
+checkout.
 """
 
-from keras_pu.zoo import phantoms
+from keras_pu.data import phantoms
 from keras_pu.zoo.catalog import info
 from keras_pu.zoo.catalog import list_presets
 from keras_pu.zoo.errors import ArchitectureMismatchError

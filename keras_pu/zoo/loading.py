@@ -4,8 +4,9 @@
 The order of work is what makes loading safe:
 
 1. resolve the handle (registry entry, Hub repository or local folder);
-2. obtain the files (local `zoo/<preset>/`, or the Hugging Face cache,
-   downloading what is missing at a pinned commit);
+2. obtain the files (a local copy: $KERAS_PU_ZOO_DIR, the checkout's
+   `zoo/` or the keras-pu-presets package, see `sources.py`; else the
+   Hugging Face cache, downloading what is missing at a pinned commit);
 3. verify every file (size and sha256 against the registry; against the
    Hub's checksum for other Hub revisions) before anything parses it, and
    repair a damaged cache entry by downloading it once more;
@@ -31,22 +32,28 @@ import warnings
 from keras_pu.zoo import hub
 from keras_pu.zoo import integrity
 from keras_pu.zoo import registry as registry_lib
+from keras_pu.zoo import sources
 from keras_pu.zoo.errors import ArchitectureMismatchError
+from keras_pu.zoo.errors import DownloadError
 from keras_pu.zoo.errors import IntegrityError
+from keras_pu.zoo.errors import OfflineCacheMissError
 from keras_pu.zoo.errors import PresetNotPublishedError
 from keras_pu.zoo.errors import PresetNotTrainedError
 from keras_pu.zoo.errors import UnknownPresetError
 from keras_pu.zoo.errors import ZooError
 from keras_pu.zoo.safety import check_config_is_safe
 
-# keras-pu U-Nets: rebuilt from their constructor arguments, so input_shape
-# and num_classes can be changed on load.
-UNET_CLASSES = {
-    "keras_pu>ResidualUNet",
-    "keras_pu>ResUNet",
-    "keras_pu>PUUNet",
-}
 HEAD_LAYER = "logits"
+
+
+def is_resizable(config):
+    """Whether a saved config is of a registered keras-pu architecture that
+    is rebuilt from its constructor arguments, so that input_shape and
+    num_classes can be changed on load (keras_pu.models.registry)."""
+    from keras_pu.models.registry import spec_for_registered_name
+
+    spec = spec_for_registered_name(config.get("registered_name"))
+    return spec is not None and spec.resizable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -330,13 +337,18 @@ def obtain(source, filenames, *, cache_dir, force_download, progress):
         preset = source.preset
         if not preset.has_weights:
             raise PresetNotTrainedError(_not_trained_message(preset))
-        zoo_dir = registry_lib.local_zoo_dir()
-        folder = zoo_dir / preset.name if zoo_dir else None
-        if folder is not None and folder.is_dir() and not force_download:
-            return _zoo_folder_files(source, folder, filenames, progress)
+        # Local copies first (order and reasons: keras_pu.zoo.sources).
+        found = None if force_download else sources.find_preset_folder(preset.name)
+        if found is not None:
+            return _zoo_folder_files(source, found, filenames, progress)
         if not preset.is_published:
-            raise PresetNotPublishedError(_not_published_message(preset, zoo_dir))
-    return _hub_files(source, filenames, cache_dir, force_download, progress)
+            raise PresetNotPublishedError(_not_published_message(preset))
+    try:
+        return _hub_files(source, filenames, cache_dir, force_download, progress)
+    except DownloadError as e:
+        if source.kind != "preset" or type(e) not in (DownloadError, OfflineCacheMissError):
+            raise
+        raise type(e)(f"{e} {sources.ways_to_get_weights(source.preset)}") from None
 
 
 def _local_files(source, filenames):
@@ -355,13 +367,10 @@ def _local_files(source, filenames):
     return paths
 
 
-def _zoo_folder_files(source, folder, filenames, progress):
+def _zoo_folder_files(source, found, filenames, progress):
     preset = source.preset
-    fix = (
-        f"zoo/{preset.name}/ and the registry disagree: rebuild the folder "
-        f"with `python zoo/add_preset.py {preset.name} ...` (which updates "
-        f"the registry) or restore it with `git checkout zoo/{preset.name}`."
-    )
+    local, folder = found
+    fix = sources.mismatch_fix(local, preset)
     paths = {}
     for filename in filenames:
         path = folder / filename
@@ -376,8 +385,8 @@ def _zoo_folder_files(source, folder, filenames, progress):
         )
         paths[filename] = str(path)
     _printer(progress)(
-        f"{source.label}: using {folder} ({len(paths)} files, sha256 verified "
-        "against the registry)."
+        f"{source.label}: using {folder} (from {local.label}; {len(paths)} "
+        "files, sha256 verified against the registry)."
     )
     return paths
 
@@ -393,6 +402,10 @@ def _hub_files(source, filenames, cache_dir, force_download, progress):
     short_rev = revision[:12] if hub.is_commit_sha(revision) else revision
     if cached and not force_download:
         say(f"{source.label}: using cached files of {source.repo_id}@{short_rev}.")
+    elif hub.is_offline():
+        # Nothing will be downloaded: the fetch below names the missing file
+        # (OfflineCacheMissError); announcing a download would mislead.
+        pass
     else:
         size = ""
         if records:
@@ -517,9 +530,11 @@ def _read_config(path, source):
 def registry_config(preset):
     """The Keras serialised form of a preset's architecture, as in the
     config.json that `model.save` writes for it."""
+    from keras_pu.models.registry import get_model_spec
+
     class_name = preset.class_name
     return {
-        "module": "keras_pu.models.residual_unet",
+        "module": get_model_spec(class_name).module,
         "class_name": class_name,
         "config": dict(copy.deepcopy(preset.architecture["config"]), name=preset.name),
         "registered_name": f"keras_pu>{class_name}",
@@ -552,7 +567,7 @@ def _build(config, source, input_shape, num_classes=None):
 
     config = copy.deepcopy(config)
     config.pop("compile_config", None)  # returned uncompiled, see load()
-    is_unet = config.get("registered_name") in UNET_CLASSES
+    is_unet = is_resizable(config)
     if num_classes is not None:
         if not is_unet:
             raise ValueError(
@@ -626,7 +641,7 @@ def _load_weights(model, path, config, source):
             f"{str(partial[0].message).splitlines()[0]} The weights come from "
             "another architecture."
         )
-    if config.get("registered_name") in UNET_CLASSES:
+    if is_resizable(config):
         stored = _count_h5_arrays(path)
         if stored != len(model.weights):
             raise ArchitectureMismatchError(
@@ -669,7 +684,7 @@ def _replace_head(model, config, source, num_classes, input_shape):
         return model
     import keras
 
-    if config.get("registered_name") not in UNET_CLASSES:
+    if not is_resizable(config):
         raise ValueError(
             f"num_classes can only be changed for keras-pu U-Nets; "
             f"{source.label} is a {config.get('class_name')}."
@@ -733,18 +748,13 @@ def _not_trained_message(preset):
     )
 
 
-def _not_published_message(preset, zoo_dir):
-    where = (
-        f"and {zoo_dir / preset.name} does not exist"
-        if zoo_dir
-        else "and this installation has no zoo/ folder (pip install)"
-    )
+def _not_published_message(preset):
     return (
         f"Preset '{preset.name}' has trained weights (the registry lists "
-        "their sha256), but they are not published on the Hugging Face Hub "
-        f"yet, {where}. Use a source checkout of keras-pu (its zoo/"
-        f"{preset.name}/ holds them), or keras_pu.zoo.load('{preset.name}', "
-        "weights=False) for the architecture."
+        "their sha256), but this installation has no copy of them: they are "
+        f"not published on the Hugging Face Hub yet, and there is "
+        f"{sources.searched_text(preset.name)}. "
+        f"{sources.ways_to_get_weights(preset)}"
     )
 
 

@@ -7,10 +7,13 @@ trained on with its licence note, the Hub repository and the pinned commit
 once published, the sha256 and size of every file of the preset's Hub
 repository, and the measured test metrics. Model cards, the README's preset
 table, `keras-pu zoo list|info` and `keras_pu.zoo.load` all read it; only the
-maintainer tools in `zoo/` (`add_preset.py`, `publish.py`) write it.
+maintainer commands in `zoo/` (`add_preset.py`, `publish.py`, code in
+`tools/zoo/` of the source checkout) write it. A dataset's name, source,
+citation and licence come from its module in `keras_pu.data.layouts` (the
+dataset registry); the registry file adds what is specific to the presets.
 
 Two environment variables override where things are looked up (documented
-in the README, used by the tests):
+in docs/zoo.md, used by the tests):
 
 - `KERAS_PU_REGISTRY`: path of a registry JSON file that replaces the
   built-in one (e.g. a registry whose presets live on a private mirror:
@@ -142,9 +145,12 @@ class Registry:
         self.weights_terms = data["weights_terms"]
         self.hub_licence = dict(data["hub_licence"])
         self.datasets = {
-            key: Dataset(
-                key=key,
-                **{k: v for k, v in entry.items() if k != "experiments"},
+            canonical_key(key): Dataset(
+                key=canonical_key(key),
+                **{
+                    **_declared_by_dataset_module(key),
+                    **{k: v for k, v in entry.items() if k != "experiments"},
+                },
                 experiments=tuple(entry.get("experiments", ())),
             )
             for key, entry in data["datasets"].items()
@@ -190,10 +196,11 @@ class Registry:
     def update_dataset(self, key, **fields):
         """Sets raw JSON fields of dataset `key` (e.g. experiments=...) and
         re-validates. Call `save()` to write the file."""
-        if key not in self.datasets:
+        if canonical_key(key) not in self.datasets:
             raise ZooError(f"Unknown dataset {key!r}; known: {sorted(self.datasets)}.")
         data = json.loads(json.dumps(self.data))  # deep copy
-        data["datasets"][key].update(fields)
+        raw_key = next(k for k in data["datasets"] if canonical_key(k) == canonical_key(key))
+        data["datasets"][raw_key].update(fields)
         self.__init__(data, self.path)
 
     def save(self, path=None):
@@ -333,7 +340,7 @@ def _make_preset(name, entry, datasets):
     return Preset(
         name=name,
         description=entry["description"],
-        dataset=datasets[entry["dataset"]],
+        dataset=datasets[canonical_key(entry["dataset"])],
         architecture=entry["architecture"],
         parameters=int(entry["parameters"]),
         input_size=tuple(entry["input_size"]),
@@ -361,6 +368,32 @@ _DATASET_KEYS = {f.name for f in dataclasses.fields(Dataset)} - {
     "key",
     "experiments",  # optional
 }
+# Fields a dataset module of keras_pu.data.layouts declares (the one home
+# of a dataset's name, source, citation and terms): a registry entry of a
+# known dataset leaves them out (one given there takes precedence).
+_FROM_DATASET_MODULE = {"name", "url", "citation", "licence"}
+
+
+def canonical_key(key):
+    """The dataset registry's spelling of a dataset key (the registry file
+    once wrote `kvasir_seg` for `kvasir-seg`)."""
+    from keras_pu.data.dataset_registry import canonical_key as canonical
+
+    return canonical(key)
+
+
+def _declared_by_dataset_module(key):
+    from keras_pu.data.dataset_registry import find_dataset
+
+    spec = find_dataset(key)
+    if spec is None:
+        return {}
+    return {
+        "name": spec.full_name or spec.display_name,
+        "url": spec.url,
+        "citation": spec.citation,
+        "licence": spec.licence,
+    }
 
 
 def _validate(data, path):
@@ -383,8 +416,11 @@ def _validate(data, path):
     for key in ("weights_terms", "hub_licence", "datasets", "presets"):
         if key not in data:
             fail(f"missing top-level key {key!r}")
+    dataset_keys = {canonical_key(k) for k in data["datasets"]}
     for key, entry in data["datasets"].items():
         missing = _DATASET_KEYS - set(entry)
+        if _declared_by_dataset_module(key):
+            missing -= _FROM_DATASET_MODULE
         if missing:
             fail(f"dataset {key!r} lacks {sorted(missing)}")
         for row in entry.get("experiments", []):
@@ -395,7 +431,7 @@ def _validate(data, path):
         missing = _PRESET_KEYS - set(entry)
         if missing:
             fail(f"{where} lacks {sorted(missing)}")
-        if entry["dataset"] not in data["datasets"]:
+        if canonical_key(entry["dataset"]) not in dataset_keys:
             fail(f"{where} names unknown dataset {entry['dataset']!r}")
         if entry.get("training") is not None and not isinstance(entry["training"], dict):
             fail(f"{where}: training must be an object")

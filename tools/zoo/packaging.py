@@ -31,10 +31,10 @@ import tempfile
 
 import numpy as np
 
-from keras_pu.zoo import cards
 from keras_pu.zoo import integrity
 from keras_pu.zoo import registry as registry_lib
 from keras_pu.zoo.errors import ZooError
+from tools.zoo import cards
 
 # `keras-pu evaluate` names the image-level false-positive rate on images
 # whose ground truth is empty `empty_gt_false_positive_rate`; the registry
@@ -153,7 +153,7 @@ def add_preset(
     Example:
 
     ```python
-    from keras_pu.zoo.packaging import add_preset
+    from tools.zoo.packaging import add_preset
 
     add_preset(
         "pu_unet_kvasir",
@@ -372,16 +372,18 @@ def _canonical_model(trained, architecture, name):
     trained weights (layer by layer, by name)."""
     import keras
 
-    from keras_pu.zoo.loading import UNET_CLASSES
+    from keras_pu.models.registry import UnknownModelError
+    from keras_pu.models.registry import get_model_spec
 
-    registered = f"keras_pu>{architecture['class_name']}"
-    if registered not in UNET_CLASSES:
-        raise ZooError(f"Unsupported preset class {architecture['class_name']}.")
+    try:
+        spec = get_model_spec(architecture["class_name"])
+    except UnknownModelError as e:
+        raise ZooError(f"Unsupported preset class: {e}") from None
     model = keras.saving.deserialize_keras_object(
         {
-            "module": "keras_pu.models.residual_unet",
-            "class_name": architecture["class_name"],
-            "registered_name": registered,
+            "module": spec.module,
+            "class_name": spec.name,
+            "registered_name": spec.registered_name,
             "config": dict(architecture["config"], name=name),
         },
         safe_mode=True,

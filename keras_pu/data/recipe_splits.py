@@ -1,4 +1,6 @@
-"""The train/validation/test datasets of a recipe."""
+"""The train/validation/test datasets a recipe's `data` section (or
+`keras-pu evaluate`) asks for: a committed split, a split file, or a seeded
+random split. Plain data logic, shared by training and evaluation."""
 
 import numpy as np
 

@@ -32,6 +32,8 @@ def card_metadata(registry, preset):
     from huggingface_hub import EvalResult
     from huggingface_hub import ModelCardData
 
+    from keras_pu.models.registry import get_model_spec
+
     dataset = preset.dataset
     eval_results = []
     if preset.metrics:
@@ -60,7 +62,7 @@ def card_metadata(registry, preset):
             "medical-imaging",
             dataset.modality.replace(" ", "-"),
             dataset.target.replace(" ", "-"),
-            "pu-unet" if preset.class_name == "PUUNet" else "residual-unet",
+            *get_model_spec(preset.class_name).tags,
             "tensorflow",
             "pytorch",
             "jax",

@@ -10,11 +10,11 @@ never pinned to files that were not read back intact.
 import pathlib
 
 from keras_pu.version import __version__
-from keras_pu.zoo import cards
 from keras_pu.zoo import hub
 from keras_pu.zoo import integrity
 from keras_pu.zoo import registry as registry_lib
 from keras_pu.zoo.errors import ZooError
+from tools.zoo import cards
 
 
 def publish(
@@ -51,7 +51,7 @@ def publish(
     Example:
 
     ```python
-    from keras_pu.zoo.publishing import publish
+    from tools.zoo.publishing import publish
 
     revision = publish("pu_unet_kvasir")  # after `hf auth login`
     ```

@@ -18,7 +18,7 @@ The same `(size, seed)` always gives the same pixels.
 Example:
 
 ```python
-from keras_pu.zoo import phantoms
+from keras_pu.data import phantoms
 
 image, mask = phantoms.generate("polyp", size=256, seed=0)
 ```
@@ -150,7 +150,7 @@ def skin_lesion(size=256, seed=0):
     Example:
 
     ```python
-    from keras_pu.zoo import phantoms
+    from keras_pu.data import phantoms
 
     image, mask = phantoms.skin_lesion(size=256, seed=1)
     ```
@@ -217,7 +217,7 @@ def polyp(size=256, seed=0):
     Example:
 
     ```python
-    from keras_pu.zoo import phantoms
+    from keras_pu.data import phantoms
 
     image, mask = phantoms.polyp(size=256, seed=1)
     ```
@@ -299,7 +299,7 @@ def ultrasound_tumour(size=256, seed=0):
     Example:
 
     ```python
-    from keras_pu.zoo import phantoms
+    from keras_pu.data import phantoms
 
     image, mask = phantoms.ultrasound_tumour(size=256, seed=1)
     ```

@@ -5,6 +5,7 @@ import warnings
 import keras
 
 from keras_pu.models.segmentation_model import SegmentationModel
+from keras_pu.selfreg import defaults
 from keras_pu.selfreg.feature_loss import SelfRegLoss
 
 
@@ -22,9 +23,7 @@ class SelfRegDistillation(keras.callbacks.Callback):
     saved model are untouched. It works with a model that is already
     compiled and with `jit_compile=True` on every backend.
 
-    Defaults follow the paper's best setting, `lambda_scr = lambda_ifd =
-    0.015` (Zhu et al., MICCAI 2024; the authors' scripts also used one
-    lambda between 0.01 and 0.1).
+    Defaults follow the paper's best setting (`keras_pu.selfreg.defaults`).
 
     Layer roles: by default they come from `model.feature_layers` (the
     encoder and decoder block outputs of a keras-pu U-Net, and its last
@@ -34,12 +33,13 @@ class SelfRegDistillation(keras.callbacks.Callback):
 
     Args:
         lambda_scr: weight of semantic consistency regularisation. Defaults
-            to `0.015`.
+            to `defaults.LAMBDA_SCR` (0.015).
         lambda_ifd: weight of internal feature distillation. Defaults to
-            `0.015`.
+            `defaults.LAMBDA_IFD` (0.015).
         warmup_epochs: number of epochs over which both weights ramp up
             linearly from 0 (epoch 0 trains on the segmentation loss only).
-            Defaults to `0` (full weights from the start).
+            Defaults to `defaults.WARMUP_EPOCHS` (0: full weights from the
+            start).
         schedule: optional function `epoch -> factor` in `[0, inf)`
             multiplying both weights; replaces the linear warm-up.
         encoder_layers: names of encoder block-output layers (students).
@@ -58,7 +58,7 @@ class SelfRegDistillation(keras.callbacks.Callback):
     model.compile("adam", keras.losses.BinaryCrossentropy(from_logits=True))
     history = model.fit(
         images, masks, epochs=50,
-        callbacks=[keras_pu.callbacks.SelfRegDistillation()],
+        callbacks=[keras_pu.selfreg.SelfRegDistillation()],
     )
     history.history["scr_loss"], history.history["ifd_loss"]
     ```
@@ -66,9 +66,9 @@ class SelfRegDistillation(keras.callbacks.Callback):
 
     def __init__(
         self,
-        lambda_scr=0.015,
-        lambda_ifd=0.015,
-        warmup_epochs=0,
+        lambda_scr=defaults.LAMBDA_SCR,
+        lambda_ifd=defaults.LAMBDA_IFD,
+        warmup_epochs=defaults.WARMUP_EPOCHS,
         schedule=None,
         encoder_layers=None,
         decoder_layers=None,

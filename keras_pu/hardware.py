@@ -1,0 +1,282 @@
+"""What the machine can do fast: the training precision and thread count.
+
+`choose_precision()` answers "which Keras dtype policy trains fastest here
+without hurting the model", from the active backend and the device it runs
+on:
+
+| where                                   | policy           | why |
+|-----------------------------------------|------------------|-----|
+| TPU                                     | `mixed_bfloat16` | bf16 is the TPU's native matmul type |
+| NVIDIA GPU, compute capability >= 8.0   | `mixed_bfloat16` | tensor cores, float32 range: no loss scaling |
+| NVIDIA GPU, compute capability 7.x      | `mixed_float16`  | tensor cores without bf16 (V100, T4); Keras scales the loss |
+| older GPU                               | `float32`        | no tensor cores |
+| CPU with AVX512-BF16 or AMX-BF16, TensorFlow (oneDNN on) or PyTorch (oneDNN) | `mixed_bfloat16` | oneDNN runs bf16 convolutions on those units |
+| CPU under JAX, or without bf16 units    | `float32`        | XLA:CPU has no bf16 convolution kernels: bf16 is emulated and slower |
+
+The product units compute in float32 under every policy (see
+`keras_pu.layers.ProductUnit2D`), so a mixed policy never puts the log/exp
+in low precision.
+
+The environment variable `KERAS_PU_PRECISION` (`auto`, `float32`,
+`bfloat16` or `float16`) overrides the automatic choice wherever keras-pu
+makes it (e.g. to pin float32 in a CI job).
+
+`set_threads(n)` sets the number of CPU threads of every backend that is
+(or will be) imported. PyTorch's OpenMP threads stall whenever another
+process takes one of their cores, so on a shared machine fewer threads than
+cores can be faster.
+"""
+
+import os
+import platform
+import sys
+from typing import NamedTuple
+
+# User-facing precision names -> Keras dtype policies.
+PRECISIONS = {
+    "float32": "float32",
+    "bfloat16": "mixed_bfloat16",
+    "float16": "mixed_float16",
+}
+PRECISION_ENV = "KERAS_PU_PRECISION"
+CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+class PrecisionChoice(NamedTuple):
+    """The chosen Keras dtype policy and why, in words."""
+
+    policy: str
+    reason: str
+
+
+def dtype_policy_for(precision):
+    """`"float32"`, `"bfloat16"`, `"float16"` (or a Keras policy name) ->
+    the Keras dtype policy name. Raises ValueError naming the choices."""
+    if precision in PRECISIONS:
+        return PRECISIONS[precision]
+    if precision in PRECISIONS.values():
+        return precision
+    raise ValueError(
+        f"Unknown precision {precision!r}: use 'auto' or one of "
+        f"{sorted(PRECISIONS)} (or a Keras policy: "
+        f"{sorted(PRECISIONS.values())})."
+    )
+
+
+def cpu_flags():
+    """The CPU's feature flags (Linux /proc/cpuinfo); empty elsewhere."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+class Device(NamedTuple):
+    """The device the active backend computes on."""
+
+    kind: str  # "cpu", "gpu" or "tpu"
+    name: str
+    compute_capability: tuple = None  # (major, minor) of an NVIDIA GPU
+
+
+def _parse_capability(value):
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = value.split(".")
+    try:
+        return tuple(int(v) for v in value)[:2]
+    except (TypeError, ValueError):
+        return None
+
+
+def active_device(backend=None):
+    """The first device of the active Keras backend (imports it)."""
+    import keras
+
+    backend = backend or keras.backend.backend()
+    if backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            return Device(
+                "gpu",
+                torch.cuda.get_device_name(0),
+                tuple(torch.cuda.get_device_capability(0)),
+            )
+        return Device("cpu", platform.processor() or "CPU")
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            details = tf.config.experimental.get_device_details(gpus[0])
+            return Device(
+                "gpu",
+                details.get("device_name", gpus[0].name),
+                _parse_capability(details.get("compute_capability")),
+            )
+        if tf.config.list_physical_devices("TPU"):
+            return Device("tpu", "TPU")
+        return Device("cpu", platform.processor() or "CPU")
+    if backend == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        kind = {"gpu": "gpu", "cuda": "gpu", "rocm": "gpu", "tpu": "tpu"}.get(
+            device.platform, "cpu"
+        )
+        return Device(
+            kind,
+            getattr(device, "device_kind", device.platform),
+            _parse_capability(getattr(device, "compute_capability", None)),
+        )
+    return Device("cpu", platform.processor() or "CPU")
+
+
+def _onednn_enabled(backend):
+    if backend == "tensorflow":
+        # TensorFlow's x86 builds use oneDNN unless this says "0"/"false".
+        flag = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower()
+        return flag not in ("0", "false")
+    if backend == "torch":
+        import torch
+
+        return bool(
+            torch.backends.mkldnn.is_available()
+            and torch.backends.mkldnn.enabled
+        )
+    return False
+
+
+def choose_precision(backend=None, device=None, flags=None):
+    """The fastest safe dtype policy for this backend and device.
+
+    Args:
+        backend: Keras backend name. Defaults to the active one.
+        device: a `Device`. Defaults to `active_device(backend)`.
+        flags: CPU feature flags. Defaults to `cpu_flags()`.
+
+    Returns:
+        `PrecisionChoice(policy, reason)`. `KERAS_PU_PRECISION`, when set to
+        anything but `auto`, wins (reason says so).
+
+    Example:
+
+    ```python
+    import keras, keras_pu
+
+    choice = keras_pu.hardware.choose_precision()
+    print(choice.policy, "-", choice.reason)
+    keras.config.set_dtype_policy(choice.policy)
+    ```
+    """
+    import keras
+
+    forced = os.environ.get(PRECISION_ENV, "auto").strip().lower()
+    if forced and forced != "auto":
+        try:
+            policy = dtype_policy_for(forced)
+        except ValueError as e:
+            raise ValueError(f"{PRECISION_ENV}: {e}") from None
+        return PrecisionChoice(policy, f"set by {PRECISION_ENV}={forced}")
+    backend = backend or keras.backend.backend()
+    device = device or active_device(backend)
+    if device.kind == "tpu":
+        return PrecisionChoice("mixed_bfloat16", "TPU: bf16 is native")
+    if device.kind == "gpu":
+        capability = device.compute_capability
+        if capability is None:
+            return PrecisionChoice(
+                "float32", f"GPU {device.name}: compute capability unknown"
+            )
+        if capability >= (8, 0):
+            return PrecisionChoice(
+                "mixed_bfloat16",
+                f"GPU {device.name} (compute capability "
+                f"{capability[0]}.{capability[1]}): bf16 tensor cores",
+            )
+        if capability >= (7, 0):
+            return PrecisionChoice(
+                "mixed_float16",
+                f"GPU {device.name} (compute capability "
+                f"{capability[0]}.{capability[1]}): float16 tensor cores, "
+                "no bf16",
+            )
+        return PrecisionChoice(
+            "float32", f"GPU {device.name}: no tensor cores"
+        )
+    flags = cpu_flags() if flags is None else frozenset(flags)
+    bf16_units = [f for f in CPU_BF16_FLAGS if f in flags]
+    if not bf16_units:
+        return PrecisionChoice("float32", "CPU without AVX512-BF16/AMX-BF16")
+    if backend == "jax":
+        return PrecisionChoice(
+            "float32",
+            "CPU under JAX: XLA:CPU emulates bf16 convolutions (slower "
+            "than float32)",
+        )
+    if not _onednn_enabled(backend):
+        return PrecisionChoice(
+            "float32", f"CPU: oneDNN is off under {backend}"
+        )
+    return PrecisionChoice(
+        "mixed_bfloat16",
+        f"CPU with {'/'.join(f.upper() for f in bf16_units)}: oneDNN bf16 "
+        f"convolutions under {backend}",
+    )
+
+
+def set_threads(count):
+    """Uses `count` CPU threads for the backends' compute.
+
+    Sets the environment variables the backends read when they start
+    (OMP_NUM_THREADS, MKL_NUM_THREADS, TF_NUM_INTRAOP_THREADS,
+    TF_NUM_INTEROP_THREADS; XLA's single-thread Eigen flag for `count=1`)
+    and, for a backend already imported, its runtime setting. TensorFlow's
+    thread pools are fixed once it has run an op: call this first.
+
+    Args:
+        count: int >= 1.
+
+    Raises:
+        ValueError: `count` is not a positive integer.
+    """
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise ValueError(f"threads must be an integer >= 1, got {count!r}")
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                 "TF_NUM_INTRAOP_THREADS"):
+        os.environ[name] = str(count)
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1" if count == 1 else "2"
+    if count == 1:  # read when XLA starts its CPU client
+        flags = os.environ.get("XLA_FLAGS", "")
+        if "xla_cpu_multi_thread_eigen" not in flags:
+            os.environ["XLA_FLAGS"] = (
+                flags + " --xla_cpu_multi_thread_eigen=false"
+            ).strip()
+    if "torch" in sys.modules:
+        import torch
+
+        torch.set_num_threads(count)
+    if "tensorflow" in sys.modules:
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(count)
+        except RuntimeError:
+            # TensorFlow may run only the augmentation of a torch/JAX model:
+            # its thread pools matter only when it is the backend.
+            keras = sys.modules.get("keras")
+            if keras is None or keras.backend.backend() != "tensorflow":
+                return
+            import warnings
+
+            warnings.warn(
+                f"TensorFlow has already started: its thread count stays as "
+                f"it is (call set_threads({count}) before running any op).",
+                stacklevel=2,
+            )

@@ -1,0 +1,121 @@
+"""keras_pu.hardware: the automatic precision choice and thread settings."""
+
+import os
+import subprocess
+import sys
+
+import keras
+import pytest
+
+from keras_pu import hardware
+from keras_pu.hardware import Device
+from keras_pu.hardware import choose_precision
+
+CPU = Device("cpu", "test CPU")
+
+
+@pytest.fixture
+def auto(monkeypatch):
+    monkeypatch.delenv(hardware.PRECISION_ENV, raising=False)
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "torch", "jax"])
+def test_cpu_without_bf16_units_trains_in_float32(auto, backend):
+    choice = choose_precision(backend, CPU, flags={"avx2", "avx512f"})
+    assert choice.policy == "float32"
+    assert "BF16" in choice.reason
+
+
+@pytest.mark.parametrize("flag", ["avx512_bf16", "amx_bf16"])
+def test_bf16_cpu_under_onednn_backends_picks_bf16(auto, monkeypatch, flag):
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+    choice = choose_precision("tensorflow", CPU, flags={"avx512f", flag})
+    assert choice.policy == "mixed_bfloat16"
+    assert flag.upper() in choice.reason
+
+
+def test_onednn_switched_off_means_float32(auto, monkeypatch):
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    choice = choose_precision("tensorflow", CPU, flags={"avx512_bf16"})
+    assert choice.policy == "float32"
+    assert "oneDNN" in choice.reason
+
+
+def test_jax_on_cpu_stays_float32_even_with_bf16_units(auto):
+    choice = choose_precision("jax", CPU, flags={"avx512_bf16", "amx_bf16"})
+    assert choice.policy == "float32"
+    assert "XLA" in choice.reason
+
+
+@pytest.mark.parametrize(
+    "capability, policy",
+    [((9, 0), "mixed_bfloat16"), ((8, 0), "mixed_bfloat16"),
+     ((7, 5), "mixed_float16"), ((6, 1), "float32"), (None, "float32")],
+)
+def test_gpu_choice_follows_compute_capability(auto, capability, policy):
+    device = Device("gpu", "test GPU", capability)
+    assert choose_precision("torch", device).policy == policy
+
+
+def test_tpu_picks_bf16(auto):
+    assert choose_precision("jax", Device("tpu", "TPU")).policy == (
+        "mixed_bfloat16"
+    )
+
+
+def test_environment_variable_overrides(monkeypatch):
+    monkeypatch.setenv(hardware.PRECISION_ENV, "bfloat16")
+    choice = choose_precision("jax", CPU, flags=set())
+    assert choice.policy == "mixed_bfloat16"
+    assert hardware.PRECISION_ENV in choice.reason
+    monkeypatch.setenv(hardware.PRECISION_ENV, "double")
+    with pytest.raises(ValueError, match="KERAS_PU_PRECISION.*'double'"):
+        choose_precision("jax", CPU, flags=set())
+
+
+def test_active_device_and_choice_on_this_machine(auto):
+    # No fake: the active backend is asked (CI machines have no GPU).
+    device = hardware.active_device()
+    assert device.kind in ("cpu", "gpu", "tpu")
+    choice = choose_precision()
+    assert choice.policy in ("float32", "mixed_bfloat16", "mixed_float16")
+    keras.config.set_dtype_policy(choice.policy)  # a valid Keras policy
+
+
+def test_precision_names():
+    assert hardware.dtype_policy_for("bfloat16") == "mixed_bfloat16"
+    assert hardware.dtype_policy_for("mixed_float16") == "mixed_float16"
+    with pytest.raises(ValueError, match="'int8'.*auto"):
+        hardware.dtype_policy_for("int8")
+
+
+@pytest.mark.parametrize("count", [0, -1, 1.5, True, "2"])
+def test_set_threads_rejects_bad_counts(count):
+    with pytest.raises(ValueError, match="threads must be an integer"):
+        hardware.set_threads(count)
+
+
+def test_set_threads_reaches_the_backend_started_after_it():
+    # A fresh interpreter: thread pools are fixed once a backend runs.
+    code = (
+        "from keras_pu import hardware; hardware.set_threads(1)\n"
+        "import os, keras\n"
+        "b = keras.backend.backend()\n"
+        "if b == 'torch':\n"
+        "    import torch; print(torch.get_num_threads())\n"
+        "elif b == 'tensorflow':\n"
+        "    import tensorflow as tf\n"
+        "    print(tf.config.threading.get_intra_op_parallelism_threads())\n"
+        "else:\n"
+        "    print(1 if 'multi_thread_eigen=false' in os.environ['XLA_FLAGS']"
+        " else 0)\n"
+    )
+    env = dict(os.environ)
+    for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "XLA_FLAGS"):
+        env.pop(name, None)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True,
+        text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "1"
