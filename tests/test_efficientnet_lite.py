@@ -23,10 +23,10 @@ from keras_pu.models.efficientnet_lite import EncoderPUUNet
 from keras_pu.models.efficientnet_lite import EncoderResUNet
 from keras_pu.models.efficientnet_lite import UnfreezeEncoder
 from keras_pu.models.efficientnet_lite import PYRAMID_CHANNELS
-from keras_pu.models.efficientnet_lite import imagenet_weights_path
 from keras_pu.models.efficientnet_lite import pyramid_layer_names
-from keras_pu.models.efficientnet_lite import weights as weights_lib
 from keras_pu.selfreg import SelfRegLoss
+from keras_pu.zoo import backbones as weights_lib
+from keras_pu.zoo.backbones import imagenet_weights_path
 from keras_pu.zoo.errors import IntegrityError
 from keras_pu.zoo.errors import ZooError
 from tests.conftest import REPO_ROOT

@@ -153,7 +153,7 @@ def test_local_zoo_dir_is_the_checkout_or_the_override(monkeypatch, tmp_path):
     monkeypatch.setenv(registry_lib.ZOO_DIR_ENV, str(tmp_path))
     assert registry_lib.local_zoo_dir() == tmp_path
     # Only preset folders, backbones/ (ImageNet encoders, see
-    # keras_pu/models/efficientnet_lite/weights.py) and the maintainer files
+    # keras_pu/zoo/backbones.py) and the maintainer files
     # live in zoo/: no test weights are ever committed there.
     committed = {p.name for p in (REPO_ROOT / "zoo").iterdir()}
     assert committed <= set(PRESETS) | {

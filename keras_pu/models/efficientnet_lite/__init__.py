@@ -23,9 +23,7 @@ from keras_pu.models.efficientnet_lite.unet import EncoderPUUNet
 from keras_pu.models.efficientnet_lite.unet import EncoderResUNet
 from keras_pu.models.efficientnet_lite.unet import EncoderUNet
 from keras_pu.models.efficientnet_lite.unet import UnfreezeEncoder
-from keras_pu.models.efficientnet_lite.weights import IMAGENET_BACKBONE
-from keras_pu.models.efficientnet_lite.weights import imagenet_weights_path
-from keras_pu.models.efficientnet_lite.weights import load_weights_by_name
+from keras_pu.models.efficientnet_lite.model import load_weights_by_name
 
 __all__ = [
     "EfficientNetLite0",
@@ -37,7 +35,5 @@ __all__ = [
     "pyramid_layer_names",
     "block_specs",
     "PYRAMID_CHANNELS",
-    "IMAGENET_BACKBONE",
-    "imagenet_weights_path",
     "load_weights_by_name",
 ]

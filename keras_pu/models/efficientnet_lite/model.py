@@ -12,6 +12,9 @@ epsilon 1e-3, inputs normalised as `(pixel - 127) / 128` for pixels in
 0..255.
 """
 
+import os
+import pathlib
+
 import keras
 
 from keras_pu.layers._utils import standardize_compute_data_format
@@ -225,7 +228,7 @@ class EfficientNetLite0(keras.Model):
     ImageNet weights: `weights="imagenet"` loads the converted
     EfficientNet-Lite0 ImageNet-1k checkpoint of the keras-pu zoo backbone
     `efficientnet_lite0_imagenet` (offline, sha256-verified; see
-    `keras_pu.models.efficientnet_lite.imagenet_weights_path`).
+    `keras_pu.zoo.backbones.imagenet_weights_path`).
 
     Args:
         input_shape: `(height, width, 3)` (or `(3, height, width)` with
@@ -372,9 +375,6 @@ class EfficientNetLite0(keras.Model):
         With `include_top=False` the classifier head of the file is skipped
         (weights are matched by layer name).
         """
-        from keras_pu.models.efficientnet_lite.weights import load_weights_by_name
-        from keras_pu.models.efficientnet_lite.weights import resolve_weights
-
         path = resolve_weights(weights)
         if self.include_top:
             self.load_weights(path)
@@ -439,3 +439,80 @@ def _serialize_dtype(dtype):
     if dtype is None or isinstance(dtype, str):
         return dtype
     return keras.dtype_policies.serialize(dtype)
+
+
+# Named weights ("imagenet") are resolved by the zoo (keras_pu.zoo.backbones
+# registers the resolver when keras_pu is imported): the models layer does
+# not depend on the zoo.
+_NAMED_WEIGHTS = {}
+
+
+def register_named_weights(name, resolver):
+    """Makes `weights=name` resolve to the path `resolver()` returns (a
+    verified local `.weights.h5`)."""
+    _NAMED_WEIGHTS[name] = resolver
+
+
+def resolve_weights(weights):
+    """A named weight set (e.g. `"imagenet"`) or a `.weights.h5` path ->
+    a local path."""
+    if isinstance(weights, str) and weights in _NAMED_WEIGHTS:
+        return _NAMED_WEIGHTS[weights]()
+    if weights == "imagenet":
+        raise ValueError(
+            "weights='imagenet' is resolved by keras_pu.zoo; `import "
+            "keras_pu` (which imports it) before building the model."
+        )
+    path = pathlib.Path(os.fspath(weights))
+    if path.suffixes[-2:] != [".weights", ".h5"]:
+        raise ValueError(
+            "`weights` must be None, 'imagenet' or the path of a Keras "
+            f"'.weights.h5' file; received {weights!r}."
+        )
+    if not path.is_file():
+        raise FileNotFoundError(f"Weights file {str(path)!r} does not exist.")
+    return str(path)
+
+
+def load_weights_by_name(model, weights, prefix=""):
+    """Copies EfficientNet-Lite0 weights into the layers of `model` that
+    carry the same names (with `prefix` in front).
+
+    Used for the encoder without classifier, and for U-Nets built on the
+    encoder. Every encoder layer of the source must be present in `model`.
+
+    Args:
+        model: a built Keras model containing the Lite0 feature layers.
+        weights: `"imagenet"` or a `.weights.h5` path of a full
+            (`include_top=True`) `EfficientNetLite0`.
+        prefix: the prefix of the encoder layer names in `model`. Defaults
+            to `""`.
+
+    Returns:
+        The number of layers whose weights were copied.
+    """
+    path = resolve_weights(weights)
+    source = EfficientNetLite0(
+        input_shape=(None, None, 3),
+        include_top=True,
+        data_format="channels_last",
+        compute_data_format="channels_last",
+        name="efficientnet_lite0_source",
+    )
+    source.load_weights(path)
+    head = {"head_conv", "head_bn", "predictions"}
+    copied = 0
+    for layer in source.layers:
+        if not layer.weights or layer.name in head:
+            continue
+        try:
+            target = model.get_layer(prefix + layer.name)
+        except ValueError:
+            raise ValueError(
+                f"Model {model.name!r} has no layer {prefix + layer.name!r}: "
+                "it is not built on the EfficientNet-Lite0 encoder (or with "
+                "another layer-name prefix)."
+            ) from None
+        target.set_weights(layer.get_weights())
+        copied += 1
+    return copied

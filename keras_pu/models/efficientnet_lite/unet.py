@@ -10,6 +10,7 @@ from keras_pu.layers.product_unit import validate_stabilization
 from keras_pu.layers.residual_block import ProductUnitResidualBlock
 from keras_pu.layers.residual_block import ResidualBlock
 from keras_pu.models.efficientnet_lite.model import build_efficientnet_lite0_features
+from keras_pu.models.efficientnet_lite.model import load_weights_by_name
 from keras_pu.models.efficientnet_lite.model import pyramid_layer_names
 from keras_pu.models.segmentation_model import SegmentationModel
 
@@ -249,10 +250,6 @@ class EncoderUNet(SegmentationModel):
         self.dtype_arg = dtype
         self._encoder_layer_names = _encoder_layer_names(self)
         if encoder_weights is not None:
-            from keras_pu.models.efficientnet_lite.weights import (
-                load_weights_by_name,
-            )
-
             load_weights_by_name(self, encoder_weights)
 
     # -- encoder ------------------------------------------------------------

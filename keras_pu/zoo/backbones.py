@@ -1,4 +1,5 @@
-"""ImageNet weights of EfficientNet-Lite0: the zoo backbone
+"""Zoo backbones: pretrained encoders that are not presets. Here the
+ImageNet weights of EfficientNet-Lite0, the zoo backbone
 `efficientnet_lite0_imagenet`, found offline and verified before Keras reads
 a byte.
 
@@ -21,6 +22,7 @@ Keras native weights only (`.weights.h5`, HDF5): nothing is unpickled.
 import os
 import pathlib
 
+from keras_pu.models.efficientnet_lite.model import register_named_weights
 from keras_pu.zoo import integrity
 from keras_pu.zoo.errors import ZooError
 
@@ -95,7 +97,7 @@ def imagenet_weights_path(name=IMAGENET_BACKBONE):
             WEIGHTS_FILE,
             hub["revision"],
             owner=f"backbone {name!r}",
-            retry_hint=f"python -c \"import keras_pu.models.efficientnet_lite as e; e.imagenet_weights_path({name!r})\"",
+            retry_hint=f"python -c \"import keras_pu.zoo.backbones as b; b.imagenet_weights_path({name!r})\"",
         )
         integrity.check_hdf5_signature(path, what, fix)
         integrity.verify_against_record(path, record, what, fix)
@@ -110,66 +112,10 @@ def imagenet_weights_path(name=IMAGENET_BACKBONE):
     )
 
 
-def resolve_weights(weights):
-    """`"imagenet"` or a `.weights.h5` path -> a local, checked path."""
-    if weights == "imagenet":
-        return imagenet_weights_path()
-    path = pathlib.Path(os.fspath(weights))
-    if path.suffixes[-2:] != [".weights", ".h5"]:
-        raise ValueError(
-            "`weights` must be None, 'imagenet' or the path of a Keras "
-            f"'.weights.h5' file; received {weights!r}."
-        )
-    if not path.is_file():
-        raise FileNotFoundError(f"Weights file {str(path)!r} does not exist.")
-    integrity.check_hdf5_signature(
-        path, f"weights file {str(path)!r}", "Pass a file written by "
-        "model.save_weights()."
-    )
-    return str(path)
+def _resolve_imagenet():
+    return imagenet_weights_path(IMAGENET_BACKBONE)
 
 
-def load_weights_by_name(model, weights, prefix=""):
-    """Copies EfficientNet-Lite0 weights into the layers of `model` that
-    carry the same names (with `prefix` in front).
-
-    Used for the encoder without classifier, and for U-Nets built on the
-    encoder. Every encoder layer of the source must be present in `model`.
-
-    Args:
-        model: a built Keras model containing the Lite0 feature layers.
-        weights: `"imagenet"` or a `.weights.h5` path of a full
-            (`include_top=True`) `EfficientNetLite0`.
-        prefix: the prefix of the encoder layer names in `model`. Defaults
-            to `""`.
-
-    Returns:
-        The number of layers whose weights were copied.
-    """
-    from keras_pu.models.efficientnet_lite.model import EfficientNetLite0
-
-    path = resolve_weights(weights)
-    source = EfficientNetLite0(
-        input_shape=(None, None, 3),
-        include_top=True,
-        data_format="channels_last",
-        compute_data_format="channels_last",
-        name="efficientnet_lite0_source",
-    )
-    source.load_weights(path)
-    head = {"head_conv", "head_bn", "predictions"}
-    copied = 0
-    for layer in source.layers:
-        if not layer.weights or layer.name in head:
-            continue
-        try:
-            target = model.get_layer(prefix + layer.name)
-        except ValueError:
-            raise ValueError(
-                f"Model {model.name!r} has no layer {prefix + layer.name!r}: "
-                "it is not built on the EfficientNet-Lite0 encoder (or with "
-                "another layer-name prefix)."
-            ) from None
-        target.set_weights(layer.get_weights())
-        copied += 1
-    return copied
+# `EfficientNetLite0(weights="imagenet")` and `EncoderUNet(encoder_weights=
+# "imagenet")` (models layer) find the file through this resolver.
+register_named_weights("imagenet", _resolve_imagenet)
