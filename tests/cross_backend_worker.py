@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 import keras_pu
+from keras_pu.models.efficientnet_lite import EncoderPUUNet
 
 MODELS = {
     "pu_unet": lambda: keras_pu.models.PUUNet(
@@ -24,6 +25,12 @@ MODELS = {
     ),
     "res_unet": lambda: keras_pu.models.ResUNet(
         input_shape=(32, 32, 3), widths=4, depth=2, upsampling="bilinear"
+    ),
+    # The U-Net on the EfficientNet-Lite0 encoder (random weights: the
+    # ImageNet port itself is checked per backend in test_efficientnet_lite).
+    "encoder_pu_unet": lambda: EncoderPUUNet(
+        input_shape=(32, 32, 3), decoder_widths=(16, 8, 8, 8, 4, 4),
+        encoder_weights=None,
     ),
 }
 

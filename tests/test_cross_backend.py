@@ -50,6 +50,6 @@ def test_weights_load_across_backends_with_identical_logits(tmp_path):
         {k: v for k, v in torch_to_jax.items() if k.startswith("torch->")}
     )
     differences.update(worker.check(tmp_path))
-    # 6 ordered pairs x 2 models
-    assert len(differences) == 12, sorted(differences)
+    # 6 ordered pairs x each model
+    assert len(differences) == 6 * len(worker.MODELS), sorted(differences)
     assert max(differences.values()) <= 1e-4, differences

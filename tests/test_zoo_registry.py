@@ -152,10 +152,13 @@ def test_local_zoo_dir_is_the_checkout_or_the_override(monkeypatch, tmp_path):
     assert registry_lib.local_zoo_dir() == REPO_ROOT / "zoo"
     monkeypatch.setenv(registry_lib.ZOO_DIR_ENV, str(tmp_path))
     assert registry_lib.local_zoo_dir() == tmp_path
-    # Only preset folders and the maintainer files live in zoo/: no test
-    # weights are ever committed there.
+    # Only preset folders, backbones/ (ImageNet encoders, see
+    # keras_pu/zoo/backbones.py) and the maintainer files
+    # live in zoo/: no test weights are ever committed there.
     committed = {p.name for p in (REPO_ROOT / "zoo").iterdir()}
-    assert committed <= set(PRESETS) | {"README.md", "add_preset.py", "publish.py", "refresh_cards.py"}
+    assert committed <= set(PRESETS) | {
+        "README.md", "add_preset.py", "publish.py", "refresh_cards.py", "backbones",
+    }
 
 
 @pytest.mark.parametrize(

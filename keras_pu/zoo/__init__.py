@@ -15,6 +15,7 @@ checkout.
 """
 
 from keras_pu.data import phantoms
+from keras_pu.zoo import backbones  # noqa: F401  (weights="imagenet")
 from keras_pu.zoo.catalog import info
 from keras_pu.zoo.catalog import list_presets
 from keras_pu.zoo.errors import ArchitectureMismatchError
