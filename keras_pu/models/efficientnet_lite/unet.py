@@ -12,6 +12,7 @@ from keras_pu.layers.residual_block import ResidualBlock
 from keras_pu.models.efficientnet_lite.model import build_efficientnet_lite0_features
 from keras_pu.models.efficientnet_lite.model import load_weights_by_name
 from keras_pu.models.efficientnet_lite.model import pyramid_layer_names
+from keras_pu.models.registry import register_model
 from keras_pu.models.segmentation_model import SegmentationModel
 
 ENCODERS = ("efficientnet_lite0",)
@@ -296,6 +297,12 @@ class EncoderUNet(SegmentationModel):
                     )
         return super().call(inputs, training=training, mask=mask, **kwargs)
 
+    @classmethod
+    def input_size_multiple(cls, config):
+        """Height and width of the input must be multiples of this: the
+        encoder's output stride, 32."""
+        return 32
+
     def get_config(self):
         return {
             "name": self.name,
@@ -329,6 +336,9 @@ class EncoderUNet(SegmentationModel):
 
 
 @keras.saving.register_keras_serializable(package="keras_pu")
+@register_model(display_name="PU-UNet (EfficientNet-Lite0 encoder)",
+                aliases=("pu_unet_efficientnet_lite0", "encoder_pu_unet"),
+                tags=("pu-unet", "efficientnet-lite0"))
 class EncoderPUUNet(EncoderUNet):
     """PU-UNet on a pretrained EfficientNet-Lite0 encoder.
 
@@ -358,6 +368,9 @@ class EncoderPUUNet(EncoderUNet):
 
 
 @keras.saving.register_keras_serializable(package="keras_pu")
+@register_model(display_name="ResUNet (EfficientNet-Lite0 encoder)",
+                aliases=("resunet_efficientnet_lite0", "encoder_res_unet"),
+                tags=("residual-unet", "efficientnet-lite0"))
 class EncoderResUNet(EncoderUNet):
     """ResUNet on a pretrained EfficientNet-Lite0 encoder: the matched
     baseline of `EncoderPUUNet` (plain residual blocks in every stage).
