@@ -81,7 +81,7 @@ def _state(run):
 
 
 def _assert_same_values(a, b, path="state"):
-    """Equal structures; floats equal to float32 rounding (see below)."""
+    """Equal structures; floats within the tolerance of `assert_same_run`."""
     if isinstance(a, dict):
         assert isinstance(b, dict) and a.keys() == b.keys(), path
         for key in a:
@@ -91,7 +91,7 @@ def _assert_same_values(a, b, path="state"):
         for i, (x, y) in enumerate(zip(a, b)):
             _assert_same_values(x, y, f"{path}[{i}]")
     elif isinstance(a, float) and isinstance(b, (int, float)):
-        assert b == pytest.approx(a, rel=1e-5, abs=1e-7), path
+        assert b == pytest.approx(a, rel=1e-3, abs=1e-5), path
     else:
         assert a == b, path
 
@@ -100,12 +100,13 @@ def assert_same_run(run, reference_run):
     """Same weights, optimizer step, history and state as the reference.
 
     The reference is trained in this process and the killed run in
-    subprocesses: on the TensorFlow backend the two have been seen to differ
-    in the last bit of a few weights (a summation order of the CPU kernels
-    that is not the same in every process), so values are compared to
-    float32 rounding (relative 1e-5). A resume that repeated or skipped a
-    step, or changed the data order or the augmentation, moves the weights
-    by orders of magnitude more.
+    subprocesses, and the two are not always bit-identical: the CPU
+    kernels' summation order has been seen to differ between processes in
+    the last bit (TensorFlow), and a few training steps amplify that to
+    ~1e-5 (PyTorch). A resume that repeated or skipped a step moves weights
+    by about one Adam step, ~the learning rate (1e-3 here); changed data
+    order or augmentation moves them further. So weights must agree to
+    5e-5, 20 times below one step, and logged values to 1e-3 relative.
     """
     a = keras.saving.load_model(reference_run / "checkpoints/last.keras")
     b = keras.saving.load_model(run / "checkpoints/last.keras")
@@ -113,14 +114,14 @@ def assert_same_run(run, reference_run):
     for va, vb in zip(a.weights, b.weights):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(vb),
                                    keras.ops.convert_to_numpy(va),
-                                   rtol=1e-5, atol=1e-7)
+                                   rtol=0, atol=5e-5)
     history, reference_history = _history(run), _history(reference_run)
     assert [r.keys() for r in history] == [r.keys() for r in reference_history]
     for row, reference_row in zip(history, reference_history):
         assert row["epoch"] == reference_row["epoch"]
         for key in row:
             assert float(row[key]) == pytest.approx(
-                float(reference_row[key]), rel=1e-5, abs=1e-7), key
+                float(reference_row[key]), rel=1e-3, abs=1e-5), key
     _assert_same_values(_state(reference_run), _state(run))
     assert (run / "model.keras").is_file()
     assert json.loads((run / "run.json").read_text())["data"]["sizes"] == (
