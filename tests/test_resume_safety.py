@@ -170,6 +170,49 @@ def test_kill_between_commit_and_state_write_repeats_nothing(
     assert_same_run(run, reference_run)
 
 
+def test_kill_before_the_final_model_is_written_then_resume_writes_it(
+        busi, reference, tmp_path, monkeypatch, capsys):
+    """The window CI's random kill found: every epoch committed, the run
+    not yet marked finished, model.keras not yet written."""
+    from keras_pu.training import trainer
+
+    reference_run = reference[0]
+    run = tmp_path / "run"
+    real_write = trainer._write_final_model
+
+    def die_before_final_model(run_dir):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "_write_final_model", die_before_final_model)
+    with pytest.raises(KeyboardInterrupt):
+        train(Recipe.from_dict(RECIPE), data_path=busi.root, output_dir=run,
+              verbose=0, limit=LIMIT)
+    monkeypatch.setattr(trainer, "_write_final_model", real_write)
+    assert not (run / "model.keras").exists()
+    assert not _state(run)["finished"]
+    train(resume=True, output_dir=run, verbose=0)
+    assert _state(run)["finished"]
+    assert_same_run(run, reference_run)
+
+
+def test_finished_run_without_its_final_model_gets_it_on_resume(
+        reference, tmp_path, capsys):
+    """A run marked finished whose model.keras is missing (killed by an
+    older keras-pu, or the file deleted) has it rewritten by --resume."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(reference[0], run)
+    (run / "model.keras").unlink()
+    train(resume=True, output_dir=run, verbose=0)
+    assert "Wrote the missing final model" in capsys.readouterr().out
+    final = keras.saving.load_model(run / "model.keras")
+    best = keras.saving.load_model(run / "checkpoints/best.keras")
+    for a, b in zip(final.weights, best.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a),
+                                      keras.ops.convert_to_numpy(b))
+
+
 TRAIN = ("import sys; from keras_pu_cli import main; "
          "sys.exit(main(sys.argv[1:]))")
 

@@ -400,6 +400,11 @@ def train(
         recipe, run_dir, resume, data_path, overwrite
     )
     if state is not None and state.get("finished"):
+        if not (run_dir / FINAL_MODEL).is_file():
+            # Finished by an older keras-pu that marked the run finished
+            # before writing the final model, and killed in between.
+            _write_final_model(run_dir)
+            print(f"Wrote the missing final model {run_dir / FINAL_MODEL}.")
         print(
             f"The run in '{run_dir}' has already finished "
             f"({state['epochs_completed']} epochs); nothing to do."
@@ -602,12 +607,10 @@ def _train(recipe, run_dir, state, run_info, data_path, resume, distribute,
     epochs_completed = initial_epoch + len(losses)
     stopped_early = bool(early is not None and early.stopped_epoch)
     checkpoint.extra_state["stopped_early"] = stopped_early
+    # The final model is written before the run is marked finished: a kill
+    # in between leaves an unfinished run whose resume writes it again.
+    _write_final_model(run_dir)
     checkpoint.write_state(epochs_completed, finished=True)
-
-    best_path = run_dir / "checkpoints" / BEST_CHECKPOINT
-    source = best_path if best_path.is_file() else last
-    final = keras.saving.load_model(source, compile=False)
-    atomic_save_model(final, run_dir / FINAL_MODEL)
     summary = _summary(run_dir, checkpoint.last_state)
     best = summary["best"]
     print(
@@ -618,6 +621,16 @@ def _train(recipe, run_dir, state, run_info, data_path, resume, distribute,
         f"{summary['best_epoch']}. Model: {run_dir / FINAL_MODEL}"
     )
     return summary
+
+
+def _write_final_model(run_dir):
+    """Writes model.keras: the best checkpoint's model (the last one when
+    nothing was monitored), without optimizer state."""
+    checkpoints = run_dir / "checkpoints"
+    best_path = checkpoints / BEST_CHECKPOINT
+    source = best_path if best_path.is_file() else checkpoints / LAST_CHECKPOINT
+    final = keras.saving.load_model(source, compile=False)
+    atomic_save_model(final, run_dir / FINAL_MODEL)
 
 
 def _summary(run_dir, state):
