@@ -128,15 +128,65 @@ def test_zoom_matches_the_analytic_scaling(compute):
         assert iou(out_masks[i], masks[i][sy, sx]) > 0.9
 
 
+APPEARANCE = {"brightness": 0.5, "contrast": 0.5, "saturation": 0.8,
+              "blur": 1.0, "gamma": 0.7, "noise": 0.2}
+
+
 @pytest.mark.parametrize("compute", COMPUTE)
-@pytest.mark.parametrize("name", ["brightness", "contrast"])
+@pytest.mark.parametrize("name", list(APPEARANCE))
 def test_photometric_augmentations_leave_masks_alone(name, compute):
-    augment = SegmentationAugmentation(**dict(OFF, **{name: 0.5}), backend=compute)
+    augment = SegmentationAugmentation(**dict(OFF, **{name: APPEARANCE[name]}),
+                                       backend=compute)
     images, masks = shapes()
+    images[..., 2] *= 0.3   # coloured, so that saturation shows
     out_images, out_masks = augment(images, masks, seed=3)
     np.testing.assert_array_equal(out_masks, masks)
     assert np.abs(out_images - images).max() > 0.05
     assert out_images.min() >= 0 and out_images.max() <= 1
+
+
+@pytest.mark.parametrize("compute", COMPUTE)
+def test_appearance_augmentations_do_what_they_say(compute):
+    images, masks = shapes()
+    # Saturation: a grey image stays grey; a coloured one changes colour
+    # but not its per-pixel brightness order.
+    colour = images.copy()
+    colour[..., 2] *= 0.3
+    out, _ = SegmentationAugmentation(**dict(OFF, saturation=0.8),
+                                      backend=compute)(colour, masks, seed=1)
+    assert not np.allclose(out, colour, atol=1e-3)
+    grey = np.repeat(images[..., :1], 3, axis=-1)
+    out, _ = SegmentationAugmentation(**dict(OFF, saturation=0.8),
+                                      backend=compute)(grey, masks, seed=1)
+    np.testing.assert_allclose(out, grey, atol=1e-5)
+    # Blur with probability 1 smooths every edge: the step at the object's
+    # border gets spread over more pixels, the total intensity stays.
+    out, _ = SegmentationAugmentation(**dict(OFF, blur=1.0),
+                                      backend=compute)(images, masks, seed=1)
+    step = np.abs(np.diff(images, axis=2)).max(axis=(1, 2, 3))
+    blurred_step = np.abs(np.diff(out, axis=2)).max(axis=(1, 2, 3))
+    assert np.all(blurred_step < 0.8 * step)
+    # Gamma: monotone per image (order of pixel values kept), the
+    # background 0.1 and object 0.9 move the same way in log space.
+    out, _ = SegmentationAugmentation(**dict(OFF, gamma=0.7))(images, masks, seed=1)
+    for i in range(len(images)):
+        g = np.log(out[i, ..., 0]) / np.log(images[i, ..., 0])
+        assert np.ptp(g) < 1e-3 and np.exp(-0.7) - 1e-4 <= g.mean() <= np.exp(0.7) + 1e-4
+    # Noise: zero-mean, standard deviation at most `noise`, varies by image.
+    out, _ = SegmentationAugmentation(**dict(OFF, noise=0.05))(
+        np.full_like(images, 0.5), masks, seed=1)
+    sd = (out - 0.5).std(axis=(1, 2, 3))
+    assert np.all(sd <= 0.05 * 1.05) and np.ptp(sd) > 1e-3
+    assert abs(float((out - 0.5).mean())) < 2e-3
+
+
+@pytest.mark.parametrize("name", ["saturation", "blur", "gamma", "noise"])
+def test_appearance_magnitudes_are_validated(name):
+    with pytest.raises(ValueError, match=name):
+        SegmentationAugmentation(**{name: -0.1})
+    if name in ("saturation", "blur"):
+        with pytest.raises(ValueError, match=name):
+            SegmentationAugmentation(**{name: 1.5})
 
 
 def test_deterministic_given_a_seed():
@@ -157,7 +207,9 @@ def test_deterministic_given_a_seed():
 
 
 def test_config_roundtrip_and_serialization():
-    augment = SegmentationAugmentation(rotation=(-10, 30), zoom=0.2, vertical_flip=False, seed=3)
+    augment = SegmentationAugmentation(rotation=(-10, 30), zoom=0.2, vertical_flip=False,
+                                       saturation=0.2, blur=0.2, gamma=0.3,
+                                       noise=0.03, seed=3)
     config = augment.get_config()
     clone = SegmentationAugmentation.from_config(config)
     assert clone.get_config() == config
@@ -168,7 +220,8 @@ def test_config_roundtrip_and_serialization():
     assert restored.get_config() == config
     assert [type(l).__name__ for l in restored.layers] == [
         "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation",
-        "RandomBrightness", "RandomContrast",
+        "RandomBrightness", "RandomContrast", "RandomSaturation",
+        "RandomGaussianBlur",
     ]
 
 

@@ -42,7 +42,7 @@ import numpy as np
 COMPUTE_BACKENDS = ("auto", "tensorflow", "jax", "torch")
 
 _GEOMETRIC = ("horizontal_flip", "vertical_flip", "rotation", "zoom", "translation")
-_PHOTOMETRIC = ("brightness", "contrast")
+_PHOTOMETRIC = ("brightness", "contrast", "saturation", "blur", "gamma", "noise")
 
 
 def _installed(module):
@@ -106,12 +106,18 @@ def _symmetric(value, name):
 @keras.saving.register_keras_serializable(package="keras_pu")
 class SegmentationAugmentation:
     """Random flips, rotation, zoom, translation (image and mask alike) and
-    brightness/contrast (image only) for batches of images and binary masks.
+    brightness, contrast, saturation, blur, gamma and noise (image only) for
+    batches of images and binary masks.
 
     Built from `keras.layers.RandomFlip`, `RandomRotation`, `RandomZoom`,
-    `RandomTranslation`, `RandomBrightness` and `RandomContrast`; runs on the
-    active Keras backend (TensorFlow, PyTorch or JAX). Set a magnitude to 0
-    (or a flip to False) to switch that augmentation off.
+    `RandomTranslation`, `RandomBrightness`, `RandomContrast`,
+    `RandomSaturation` and `RandomGaussianBlur`; gamma and Gaussian noise,
+    which Keras has no seedable image layer for, are drawn with numpy from
+    the same per-call seed. Runs on the active Keras backend (TensorFlow,
+    PyTorch or JAX). Set a magnitude to 0 (or a flip to False) to switch
+    that augmentation off; the four appearance augmentations after contrast
+    are off by default (the recipes of the presets switch them on, as
+    nnU-Net does, for images from other devices and hospitals).
 
     Args:
         horizontal_flip: flip left-right with probability 0.5. Default True.
@@ -132,6 +138,17 @@ class SegmentationAugmentation:
         contrast: maximum contrast change, factor in
             [1 - contrast, 1 + contrast] (`keras.layers.RandomContrast`).
             Default 0.1.
+        saturation: maximum colour-saturation change, factor in
+            [1 - saturation, 1 + saturation]
+            (`keras.layers.RandomSaturation`). Default 0.
+        blur: probability that an image is blurred with a 5x5 Gaussian of
+            sigma in [0.5, 1.5] pixels (`keras.layers.RandomGaussianBlur`).
+            Default 0.
+        gamma: maximum |log gamma| of a gamma change `x ** gamma`, gamma
+            drawn log-uniformly per image (0.4: gamma in [0.67, 1.49]).
+            Default 0.
+        noise: maximum standard deviation of additive Gaussian noise (in
+            [0, 1] pixel units), drawn uniformly per image. Default 0.
         fill_mode: how rotation, zoom and translation fill pixels from
             outside the image: `"constant"` (default: black image, background
             mask), `"reflect"`, `"wrap"` or `"nearest"`. Image and mask are
@@ -168,6 +185,10 @@ class SegmentationAugmentation:
         translation=0.05,
         brightness=0.1,
         contrast=0.1,
+        saturation=0.0,
+        blur=0.0,
+        gamma=0.0,
+        noise=0.0,
         fill_mode="constant",
         interpolation="bilinear",
         mask_threshold=0.5,
@@ -196,6 +217,10 @@ class SegmentationAugmentation:
         self.translation = translation
         self.brightness = brightness
         self.contrast = contrast
+        self.saturation = float(saturation)
+        self.blur = float(blur)
+        self.gamma = float(gamma)
+        self.noise = float(noise)
         self.fill_mode = fill_mode
         self.interpolation = interpolation
         self.mask_threshold = float(mask_threshold)
@@ -253,6 +278,36 @@ class SegmentationAugmentation:
             self.photometric_layers.append(("contrast", keras.layers.RandomContrast(
                 (-low, high), value_range=(0.0, 1.0)
             )))
+        for name in ("saturation", "blur", "gamma", "noise"):
+            value = getattr(self, name)
+            if not (value >= 0.0 and np.isfinite(value)):
+                raise ValueError(
+                    f"SegmentationAugmentation: {name} must be a number >= 0, "
+                    f"got {value!r}"
+                )
+        if self.saturation:
+            if self.saturation >= 1.0:
+                raise ValueError(
+                    "SegmentationAugmentation: saturation must be < 1, got "
+                    f"{saturation!r}"
+                )
+            # RandomSaturation draws f and scales saturation by f / (1 - f):
+            # f = m / (1 + m) for the multipliers m = 1 -+ saturation.
+            low, high = 1.0 - self.saturation, 1.0 + self.saturation
+            self.photometric_layers.append(("saturation", keras.layers.RandomSaturation(
+                (low / (1.0 + low), high / (1.0 + high)), value_range=(0.0, 1.0)
+            )))
+        if self.blur:
+            if self.blur > 1.0:
+                raise ValueError(
+                    "SegmentationAugmentation: blur is a probability, <= 1; got "
+                    f"{blur!r}"
+                )
+            # factor (p, p): each image is blurred with probability p.
+            self.photometric_layers.append(("blur", keras.layers.RandomGaussianBlur(
+                (self.blur, self.blur), kernel_size=5, sigma=(0.5, 1.5),
+                value_range=(0.0, 1.0)
+            )))
 
         for layer in self.layers:
             layer.backend.set_backend(self.compute_backend)
@@ -272,11 +327,12 @@ class SegmentationAugmentation:
     def _layer_seeds(self, seed):
         if seed is None:
             if self.seed is None:
-                return [None] * len(self.layers)
+                return [None] * (len(self.layers) + 1)
             seed = np.random.SeedSequence([int(self.seed), self._calls])
             self._calls += 1
             seed = int(seed.generate_state(1)[0])
-        states = np.random.SeedSequence(int(seed)).generate_state(len(self.layers))
+        # One more seed than layers: the last draws gamma and noise.
+        states = np.random.SeedSequence(int(seed)).generate_state(len(self.layers) + 1)
         # Keras int seeds must fit int32 on some backends.
         return [int(s) & 0x7FFFFFFF for s in states]
 
@@ -296,7 +352,7 @@ class SegmentationAugmentation:
                 "SegmentationAugmentation: masks must be (B, H, W) or (B, H, W, 1) "
                 f"matching images {images.shape}, got {masks.shape}"
             )
-        if not self.layers:
+        if not self.layers and not (self.gamma or self.noise):
             return images, masks[..., 0] if squeeze else masks
         scope = contextlib.nullcontext()
         if self.compute_backend == "tensorflow" and keras.backend.backend() != "tensorflow":
@@ -306,9 +362,10 @@ class SegmentationAugmentation:
         return images, masks[..., 0] if squeeze else masks
 
     def _augment(self, images, masks, seeds):
-        ops = self.layers[0].backend   # a keras DynamicBackend on compute_backend
         seeds = iter(seeds)
         channels = images.shape[-1]
+        if self.layers:
+            ops = self.layers[0].backend   # a keras DynamicBackend on compute_backend
         if self.geometric_layers:
             # One tensor through each geometric layer: image and mask are
             # resampled by the same transformation, on every backend.
@@ -329,7 +386,23 @@ class SegmentationAugmentation:
                 )
                 tensor = layer.transform_images(tensor, transformation, training=True)
             images = np.asarray(ops.convert_to_numpy(tensor), dtype=np.float32)
+        if self.gamma or self.noise:
+            images = self._gamma_and_noise(images, next(seeds))
         return np.clip(images, 0.0, 1.0), masks
+
+    def _gamma_and_noise(self, images, seed):
+        rng = np.random.default_rng(seed)
+        batch = images.shape[0]
+        # Drawn whether or not used, so switching one on leaves the other's
+        # draws unchanged.
+        log_gamma = rng.uniform(-self.gamma, self.gamma, size=(batch, 1, 1, 1))
+        sigma = rng.uniform(0.0, self.noise, size=(batch, 1, 1, 1))
+        noise = rng.standard_normal(images.shape, dtype=np.float32)
+        if self.gamma:
+            images = np.clip(images, 0.0, 1.0) ** np.exp(log_gamma).astype(np.float32)
+        if self.noise:
+            images = images + sigma.astype(np.float32) * noise
+        return images
 
     def get_config(self):
         return {
@@ -340,6 +413,10 @@ class SegmentationAugmentation:
             "translation": self.translation,
             "brightness": self.brightness,
             "contrast": self.contrast,
+            "saturation": self.saturation,
+            "blur": self.blur,
+            "gamma": self.gamma,
+            "noise": self.noise,
             "fill_mode": self.fill_mode,
             "interpolation": self.interpolation,
             "mask_threshold": self.mask_threshold,

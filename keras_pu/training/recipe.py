@@ -192,6 +192,10 @@ SCHEMA = {
                           "scores, min for losses)"),
         "threshold": _Field(float, 0.5, "probability threshold of the "
                             "training-time metrics", check=_probability),
+        "freeze_encoder_epochs": _Field(int, 0, "epochs at the start with "
+                                        "the pretrained encoder frozen "
+                                        "(models with an ImageNet encoder "
+                                        "only)", check=_non_negative),
     },
     "optimizer": {
         "name": _Field(str, "adamw", "optimizer", choices=OPTIMIZERS),

@@ -65,6 +65,25 @@ class TrainingError(RuntimeError):
     """A run cannot start or continue; the message says why and what to do."""
 
 
+def _constructor_arguments(cls):
+    """Argument names of `cls.__init__`, and of the keras-pu base classes
+    that its `**kwargs` are passed on to (e.g. EncoderPUUNet -> EncoderUNet).
+    """
+    names = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        if not klass.__module__.startswith("keras_pu"):
+            break
+        parameters = inspect.signature(klass.__init__).parameters.values()
+        names += [p.name for p in parameters
+                  if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+                  and p.name != "self" and p.name not in names]
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            break
+    return names
+
+
 def build_model(recipe):
     """The recipe's model (uncompiled), with input_shape from image_size."""
     from keras_pu.models.registry import get_model_class
@@ -74,10 +93,7 @@ def build_model(recipe):
     height, width = recipe.get("data.image_size")
     config = dict(model_section["config"])
     # Keras models take **kwargs and ignore unknown ones: check the names.
-    accepted = [
-        name for name, p in inspect.signature(cls.__init__).parameters.items()
-        if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and name != "self"
-    ]
+    accepted = _constructor_arguments(cls)
     for key in config:
         if key not in accepted:
             close = difflib.get_close_matches(key, accepted, n=1)
@@ -546,6 +562,19 @@ def _train(recipe, run_dir, state, run_info, data_path, resume, distribute,
     atomic_write_text(run_dir / RUN_FILE, json.dumps(run_info, indent=2) + "\n")
 
     callbacks = [EpochSync(train_seq)]
+    freeze_epochs = training["freeze_encoder_epochs"]
+    if freeze_epochs:
+        if not hasattr(model, "set_encoder_trainable"):
+            raise RecipeError(
+                f"training.freeze_encoder_epochs is {freeze_epochs}, but "
+                f"{recipe.get('model.class')} has no pretrained encoder to "
+                "freeze. Set it to 0, or use a model with an ImageNet "
+                "encoder (e.g. EncoderPUUNet)."
+            )
+        from keras_pu.models.efficientnet_lite import UnfreezeEncoder
+
+        callbacks.append(UnfreezeEncoder(
+            freeze_epochs, configure_optimizer=_exclude_from_weight_decay))
     if recipe.get("selfreg.enabled"):
         callbacks.append(selfreg_callback(recipe))
     callbacks.append(LearningRateLogger())

@@ -61,6 +61,8 @@ class EncoderUNet(SegmentationModel):
             `efficientnet_lite0_imagenet`), `None` (random), or the path of
             an `EfficientNetLite0` `.weights.h5`. Defaults to `"imagenet"`.
             Not part of the saved config: a saved model carries its weights.
+        encoder_trainable: `False` builds the model with its encoder frozen
+            (see `set_encoder_trainable`). Defaults to `True`.
         input_scale: value of a white pixel: `1.0` for the keras-pu data
             pipeline (0..1 pixels), `255.0` for 0..255. Defaults to `1.0`.
         decoder_widths: widths of the decoder stages at strides 32, 16, 8,
@@ -100,6 +102,7 @@ class EncoderUNet(SegmentationModel):
         num_classes=1,
         encoder="efficientnet_lite0",
         encoder_weights="imagenet",
+        encoder_trainable=True,
         input_scale=1.0,
         decoder_widths=(256, 128, 64, 32, 16, 16),
         pu_stages=(),
@@ -252,6 +255,8 @@ class EncoderUNet(SegmentationModel):
         self._encoder_layer_names = _encoder_layer_names(self)
         if encoder_weights is not None:
             load_weights_by_name(self, encoder_weights)
+        if not encoder_trainable:
+            self.set_encoder_trainable(False)
 
     # -- encoder ------------------------------------------------------------
 
@@ -259,6 +264,11 @@ class EncoderUNet(SegmentationModel):
     def encoder_layers(self):
         """The layers of the pretrained encoder, in order."""
         return [self.get_layer(n) for n in self._encoder_layer_names]
+
+    @property
+    def encoder_trainable(self):
+        """Whether the encoder trains (False while frozen)."""
+        return all(layer.trainable for layer in self.encoder_layers)
 
     def set_encoder_trainable(self, trainable):
         """Freezes (`False`) or unfreezes (`True`) the encoder. A frozen
@@ -312,6 +322,9 @@ class EncoderUNet(SegmentationModel):
             "encoder": self.encoder,
             # The saved file carries the weights: never re-fetched on load.
             "encoder_weights": None,
+            # A model saved while its encoder is frozen loads frozen, so that
+            # its optimizer state (built on the decoder's variables) fits.
+            "encoder_trainable": self.encoder_trainable,
             "input_scale": self.input_scale,
             "decoder_widths": list(self.decoder_widths),
             "pu_stages": list(self.pu_stages),
@@ -407,17 +420,24 @@ class UnfreezeEncoder(keras.callbacks.Callback):
     """Trains an `EncoderUNet` with its encoder frozen for the first
     `epochs` epochs, then unfrozen.
 
-    At the start of `fit` the encoder is frozen (weights fixed, batch
-    normalisation in inference mode); at the start of epoch `epochs` it is
-    unfrozen. At each of the two changes the optimizer is replaced by a
-    fresh one with the same configuration, built on the new set of
-    trainable variables (JAX's optimizer step needs exactly the variables it
-    was built with); the step count (`iterations`, hence learning-rate
-    schedules) carries over, the optimizer's slot variables (e.g. Adam's
-    moments) start again from zero.
+    At the start of each epoch before `epochs` the encoder is frozen
+    (weights fixed, batch normalisation in inference mode), from epoch
+    `epochs` on it is trainable. The callback acts only when the encoder's
+    state differs from the one the epoch needs, so a run resumed from a
+    checkpoint (which saves the frozen state with the model) continues
+    exactly: `fit(..., initial_epoch=k)` with k >= `epochs` leaves a loaded
+    trainable encoder and its optimizer alone. At each change the optimizer
+    is replaced by a fresh one with the same configuration, built on the
+    new set of trainable variables (JAX's optimizer step needs exactly the
+    variables it was built with); the step count (`iterations`, hence
+    learning-rate schedules) carries over, the optimizer's slot variables
+    (e.g. Adam's moments) start again from zero.
 
     Args:
         epochs: number of epochs with the frozen encoder. Defaults to `2`.
+        configure_optimizer: optional function called with each fresh
+            optimizer before it is built, for settings that are not part of
+            an optimizer's config (e.g. `exclude_from_weight_decay`).
 
     Example:
 
@@ -426,8 +446,9 @@ class UnfreezeEncoder(keras.callbacks.Callback):
     ```
     """
 
-    def __init__(self, epochs=2):
+    def __init__(self, epochs=2, configure_optimizer=None):
         super().__init__()
+        self.configure_optimizer = configure_optimizer
         if not isinstance(epochs, int) or epochs < 0:
             raise ValueError(
                 f"UnfreezeEncoder: `epochs` must be an integer >= 0. "
@@ -441,18 +462,19 @@ class UnfreezeEncoder(keras.callbacks.Callback):
                 "UnfreezeEncoder needs a model with a pretrained encoder "
                 f"(EncoderUNet); got {type(self.model).__name__}."
             )
-        if self.epochs:
-            self._set_encoder_trainable(False)
 
     def on_epoch_begin(self, epoch, logs=None):
-        if self.epochs and epoch == self.epochs:
-            self._set_encoder_trainable(True)
+        trainable = epoch >= self.epochs
+        if self.model.encoder_trainable != trainable:
+            self._set_encoder_trainable(trainable)
 
     def _set_encoder_trainable(self, trainable):
         model = self.model
         model.set_encoder_trainable(trainable)
         old = model.optimizer
         new = old.__class__.from_config(old.get_config())
+        if self.configure_optimizer is not None:
+            self.configure_optimizer(new)
         new.build(model.trainable_variables)
         new.iterations.assign(old.iterations)
         model.optimizer = new
