@@ -220,6 +220,9 @@ def test_pu_and_res_unets_on_the_encoder_have_equal_parameters():
     pu = EncoderPUUNet(**UNET)
     res = EncoderResUNet(**UNET)
     assert pu.count_params() == res.count_params()
+    # The models keep their own names (a decoder loop once overwrote them).
+    assert (pu.name, res.name) == ("encoder_pu_unet", "encoder_res_unet")
+    assert EncoderPUUNet(**UNET, name="polyps").name == "polyps"
     kinds = {l.name: type(l) for l in pu.layers if isinstance(l, ResidualBlock)}
     assert kinds == {
         "decoder_stage_32": ProductUnitResidualBlock,

@@ -211,17 +211,17 @@ class EncoderUNet(SegmentationModel):
         )
         x = stage(x, decoder_widths[0], DECODER_STRIDES[0])
         for stride, width in zip(DECODER_STRIDES[1:], decoder_widths[1:]):
-            name = decoder_stage_name(stride)
+            stage_name = decoder_stage_name(stride)
             x = keras.layers.UpSampling2D(
                 2,
                 interpolation=upsampling,
                 data_format=layout,
                 dtype=dtype,
-                name=f"{name}_upsample",
+                name=f"{stage_name}_upsample",
             )(x)
             if stride in features:
                 x = keras.layers.Concatenate(
-                    axis=channel_axis, dtype=dtype, name=f"{name}_concat"
+                    axis=channel_axis, dtype=dtype, name=f"{stage_name}_concat"
                 )([x, features[stride]])
             x = stage(x, width, stride)
         logits = keras.layers.Conv2D(
