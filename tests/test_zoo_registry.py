@@ -28,7 +28,11 @@ from tests.zoo_fixtures import fixed_input
 PRESETS = (
     "pu_unet_isic", "resunet_isic", "pu_unet_kvasir",
     "resunet_kvasir", "pu_unet_busi", "resunet_busi",
+    "pu_unet_efficientnet_lite0_kvasir",
 )
+EXPECTED_CLASS = {
+    "pu_unet_efficientnet_lite0_kvasir": "EncoderPUUNet",
+}
 
 
 @pytest.fixture
@@ -46,13 +50,14 @@ def local_presets(zoo_presets, tmp_path, monkeypatch):
 # -- the built-in registry -----------------------------------------------------
 
 
-def test_builtin_registry_describes_the_six_presets(monkeypatch):
+def test_builtin_registry_describes_every_preset(monkeypatch):
     monkeypatch.delenv(registry_lib.REGISTRY_ENV, raising=False)
     assert zoo.list_presets() == list(PRESETS)
     for name in PRESETS:
         card = zoo.info(name)
         assert card["hub"]["repo_id"] == f"keras-pu/{name}"
-        expected_class = "PUUNet" if name.startswith("pu_unet") else "ResUNet"
+        expected_class = EXPECTED_CLASS.get(
+            name, "PUUNet" if name.startswith("pu_unet") else "ResUNet")
         assert card["architecture"]["class_name"] == expected_class
         assert card["input_size"] == card["architecture"]["config"]["input_shape"][:2]
         assert "research and education only" in card["weights_terms"].lower()
