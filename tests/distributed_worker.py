@@ -20,6 +20,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+keras.config.disable_traceback_filtering()
+
 CRASH_STATUS = 3
 
 
@@ -29,6 +31,11 @@ class Crash(Exception):
 
 def main():
     config = json.loads(sys.argv[1])
+    if config.get("watchdog"):
+        # A process left waiting in a collective prints where, and exits.
+        import faulthandler
+
+        faulthandler.dump_traceback_later(config["watchdog"], exit=True)
     from keras_pu.training import Recipe
     from keras_pu.training import train
     from keras_pu.training import distributed

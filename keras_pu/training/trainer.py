@@ -447,9 +447,10 @@ def train(
         )
     keras.utils.set_random_seed(training["seed"])
     with engine.scope():
-        return _train(recipe, run_dir, state, run_info, data_path, resume,
-                      distribute, verbose, limit, workers, callbacks or [],
-                      cache, engine)
+        outcome = _train(recipe, run_dir, state, run_info, data_path, resume,
+                         distribute, verbose, limit, workers, callbacks or [],
+                         cache, engine)
+    return _finish(run_dir, engine, *outcome)
 
 
 def _start_engine(distribute):
@@ -709,6 +710,14 @@ def _train(recipe, run_dir, state, run_info, data_path, resume, distribute,
     epochs_completed = initial_epoch + len(losses)
     stopped_early = bool(early is not None and early.stopped_epoch)
     checkpoint.extra_state["stopped_early"] = stopped_early
+    return checkpoint, epochs_completed, stopped_early
+
+
+def _finish(run_dir, engine, checkpoint, epochs_completed, stopped_early):
+    """Writes the final model and marks the run finished (the chief, out of
+    the engine's scope: loading a model there would create distributed
+    variables, a collective operation); returns the summary."""
+    chief = engine.is_chief
     # The final model is written before the run is marked finished: a kill
     # in between leaves an unfinished run whose resume writes it again.
     if chief:
@@ -717,6 +726,7 @@ def _train(recipe, run_dir, state, run_info, data_path, resume, distribute,
     engine.barrier()
     summary = _summary(run_dir, checkpoint.last_state)
     best = summary["best"]
+    monitor = summary["monitor"]
     if not chief:
         return summary
     print(

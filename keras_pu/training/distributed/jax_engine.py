@@ -65,6 +65,10 @@ class JaxEngine(Engine):
         distribution = keras.distribution.DataParallel(
             devices=devices, auto_shard_dataset=False)
         self.distribution = distribution
+        # Saving a model creates variables (Keras builds a scratch optimizer)
+        # and every variable made under a multi-process distribution is a
+        # collective operation: every process saves, the chief for real.
+        self.collective_save = self.world_size > 1
         self.active = True
 
     def describe(self):
