@@ -41,11 +41,19 @@ pytestmark = pytest.mark.skipif(
 
 WORKER = REPO_ROOT / "tests" / "distributed_worker.py"
 CRASH_STATUS = 3
-# Float tolerance of a two-process run against one process. SGD (not Adam,
-# whose normalised steps turn a 1e-7 gradient difference of an almost-zero
-# gradient into a full learning-rate step) keeps the comparison meaningful.
-LOSS_ATOL = 1e-4
-WEIGHT_ATOL = 1e-4
+# Float tolerance of a two-process run against one process: epoch 1 agrees
+# to ~1e-6; sums over two half batches round differently from sums over one
+# batch, and four optimizer steps later epoch 2 differs by up to ~7e-4
+# (measured; docs/distributed.md). Leaving out a synchronisation is caught:
+# without the cross-replica IFD ranking, epoch 1's ifd_loss is off by 2e-2;
+# per-replica batch-norm statistics change every loss at the 1e-2 level.
+LOSS_ATOL = 1e-3
+WEIGHT_ATOL = 1e-3
+# Dice, IoU, precision and recall threshold the prediction at 0.5: a pixel
+# whose probability crosses it moves them by a step, so they get a looser
+# tolerance (a one-pixel step on these 32x32 images is ~1e-3).
+METRIC_ATOL = 1e-2
+CONTINUOUS = ("loss", "scr_loss", "ifd_loss", "learning_rate", "epoch")
 TIMEOUT = 300
 
 RECIPE = {
@@ -155,12 +163,20 @@ def _weights(run):
 
 
 def _assert_same_curve(rows, reference):
+    """Every logged value agrees; returns the largest difference of the
+    continuous ones (losses, SelfReg losses, learning rate)."""
     assert len(rows) == len(reference)
+    largest = 0.0
     for row, ref in zip(rows, reference):
         assert set(row) == set(ref)
         for key in ref:
-            assert row[key] == pytest.approx(ref[key], abs=LOSS_ATOL), (
+            continuous = key.removeprefix("val_") in CONTINUOUS
+            tolerance = LOSS_ATOL if continuous else METRIC_ATOL
+            assert row[key] == pytest.approx(ref[key], abs=tolerance), (
                 key, row, ref)
+            if continuous:
+                largest = max(largest, abs(row[key] - ref[key]))
+    return largest
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +207,7 @@ def test_two_processes_match_one_and_resume(data, single, tmp_path):
     # Resume both processes from the checkpoint.
     codes, errors = _run_two_processes(data, run, resume=True)
     assert codes in ([0], [0, 0]), errors
-    _assert_same_curve(_history(run), reference)
+    curve = _assert_same_curve(_history(run), reference)
     diffs = [float(np.max(np.abs(a - b)))
              for a, b in zip(_weights(run), _weights(single))]
     assert max(diffs) < WEIGHT_ATOL, max(diffs)
@@ -209,5 +225,6 @@ def test_two_processes_match_one_and_resume(data, single, tmp_path):
     assert sorted(p.name for p in run.iterdir()) == sorted([
         "checkpoints", "history.csv", "model.keras", "recipe.json",
         "run.json", "training_state.json", "weights.npz"])
-    print(f"{BACKEND}: max weight diff {max(diffs):.2e}, two-process runs "
+    print(f"{BACKEND}: max weight diff {max(diffs):.2e}, max log diff "
+          f"{curve:.2e}, two-process runs "
           f"{time.monotonic() - start:.0f} s")
