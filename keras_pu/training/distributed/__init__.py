@@ -25,6 +25,7 @@ no-op engine until `setup` is called).
 
 import os
 
+from keras_pu import replicas
 from keras_pu.training.distributed.base import Engine
 from keras_pu.training.distributed.base import ShardedBatches
 from keras_pu.training.distributed.base import SingleProcess
@@ -109,6 +110,7 @@ def setup(mode, batch_size=None):
             "the global batch)."
         )
     _ENGINE = new
+    replicas.set_cross_replica_sum(new.cross_replica_sum)
     return _ENGINE
 
 
@@ -116,13 +118,15 @@ def reset():
     """Forgets the engine (tests; the process group stays as it is)."""
     global _ENGINE
     _ENGINE = SingleProcess()
+    replicas.set_cross_replica_sum(None)
 
 
 def cross_replica_sum(x):
     """Sums a tensor over the replicas that each hold part of the global
     batch (identity in one process, and under JAX, whose SPMD program sees
     the global batch). Used for statistics over the batch that only order
-    things (no gradient flows through the sum)."""
+    things (no gradient flows through the sum); code below the training
+    layer reaches it through `keras_pu.replicas`."""
     return _ENGINE.cross_replica_sum(x)
 
 
