@@ -230,3 +230,49 @@ def test_two_processes_match_one_and_resume(data, single, tmp_path):
     print(f"{BACKEND}: max weight diff {max(diffs):.2e}, max log diff "
           f"{curve:.2e}, two-process runs "
           f"{time.monotonic() - start:.0f} s")
+
+
+def test_sharded_batches_cut_the_global_batch_in_rank_order():
+    from keras_pu.training.distributed import ShardedBatches
+
+    class Batches(keras.utils.PyDataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, index):
+            images = np.arange(4 * index, 4 * index + 4, dtype="float32")
+            return images, images * 10
+
+    parts = [ShardedBatches(Batches(), rank, 2) for rank in range(2)]
+    for index in range(2):
+        joined = [np.concatenate([p[index][i] for p in parts])
+                  for i in range(2)]
+        np.testing.assert_array_equal(joined[0], Batches()[index][0])
+        np.testing.assert_array_equal(joined[1], Batches()[index][1])
+    with pytest.raises(ValueError, match="cannot be split evenly"):
+        ShardedBatches(Batches(), 0, 3)[0]
+
+
+def test_auto_without_a_launcher_trains_in_one_process(monkeypatch):
+    from keras_pu.training import distributed
+
+    for key in ("WORLD_SIZE", "TF_CONFIG", "KERAS_PU_NUM_PROCESSES"):
+        monkeypatch.delenv(key, raising=False)
+    assert not distributed.launched_by_launcher()
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert distributed.launched_by_launcher()
+    monkeypatch.delenv("WORLD_SIZE")
+    monkeypatch.setenv("TF_CONFIG", json.dumps(
+        {"cluster": {"worker": ["a:1", "b:1"]},
+         "task": {"type": "worker", "index": 1}}))
+    assert distributed.launched_by_launcher()
+    monkeypatch.delenv("TF_CONFIG")
+    try:
+        engine = distributed.setup("auto")
+        if not engine.active:  # one device: a plain single-process run
+            assert engine.world_size == 1 and engine.is_chief
+    finally:
+        distributed.reset()
+    assert distributed.setup("none").world_size == 1
+    with pytest.raises(distributed.DistributedError, match="Unknown"):
+        distributed.setup("ring")
