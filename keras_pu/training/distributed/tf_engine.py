@@ -94,9 +94,18 @@ class TFEngine(Engine):
                          % self.local_replicas, 0), array.dtype)
             return tf.constant(array) * first
 
-        per_replica = strategy.run(contribution)
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica,
-                               axis=None).numpy()
+        # These few small eager collectives (barrier, broadcast) would each
+        # log TensorFlow's "CollectiveAllReduceStrategy eagerly has
+        # significant overhead" warning.
+        logger = tf.get_logger()
+        level = logger.level
+        logger.setLevel("ERROR")
+        try:
+            per_replica = strategy.run(contribution)
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica,
+                                   axis=None).numpy()
+        finally:
+            logger.setLevel(level)
 
     def barrier(self):
         if self.world_size > 1:

@@ -225,9 +225,17 @@ def _synchronise_batch_norm(layer):
     all-reduce of `torch.distributed.nn`, so the gradient flows through
     every process's share of the statistics. Same formula as Keras's torch
     `moments` (E[x^2] - E[x]^2)."""
+    import warnings
+
     import torch
     from torch.distributed.nn.functional import all_reduce
 
+    # torch 2.13 marks it deprecated in favour of the private
+    # torch.distributed._functional_collectives; this public one's backward
+    # all-reduces the gradient, as batch-norm sync needs.
+    warnings.filterwarnings(
+        "ignore", message=r"torch\.distributed\.nn\.functional\.all_reduce "
+        "is deprecated", category=FutureWarning)
     original = layer._moments
 
     def moments(inputs, mask):
