@@ -21,6 +21,7 @@ LAYERS = {
     "hardware": 0,  # precision and threads for the machine: keras only
     "platform_safety": 0,  # native-library workarounds: keras only
     "atomic_files": 0,  # temp-then-rename writes: the standard library only
+    "replicas": 0,  # cross-replica sum hook, set by training.distributed
     "layers": 1,
     "losses": 1,
     "metrics": 1,

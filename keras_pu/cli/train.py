@@ -9,7 +9,7 @@ examples:
   keras-pu train --recipe pu_unet_kvasir --data data/Kvasir-SEG --output runs/pu_kvasir
   keras-pu train --resume --output runs/pu_kvasir
   keras-pu train --model resunet --data my_data --image-size 256 --epochs 40
-  keras-pu --backend jax train --recipe pu_unet_busi --data data/BUSI --distribute data-parallel
+  torchrun --nproc_per_node 8 -m keras_pu.cli --backend torch train --recipe pu_unet_busi --data data/BUSI --distribute data-parallel
 
 Recipes: the JSON format is described in keras_pu/training/recipe.py; print
 the complete recipe a command would run with --print-recipe.
@@ -142,9 +142,15 @@ def add_parser(subparsers):
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --output from its last "
                    "checkpoint")
-    p.add_argument("--distribute", choices=("none", "data-parallel"),
-                   default="none", help="data-parallel: "
-                   "keras.distribution.DataParallel over all devices (JAX)")
+    p.add_argument("--distribute", choices=("none", "data-parallel", "auto"),
+                   default="none", help="data-parallel: every device of "
+                   "every process the launcher started, on the backend's "
+                   "own engine (JAX keras.distribution, TensorFlow "
+                   "tf.distribute, PyTorch torch.distributed under "
+                   "torchrun); --batch-size is the global batch. auto: "
+                   "data-parallel when launched as several processes or "
+                   "several accelerators are visible. See "
+                   "docs/distributed.md")
     p.add_argument("--limit", type=int, metavar="N",
                    help="use only the first N images of each split (smoke "
                    "runs)")

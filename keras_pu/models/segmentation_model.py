@@ -197,7 +197,12 @@ class SegmentationModel(keras.Model):
         state.training_step = bool(training)
         if training and features is not None and state.feature_loss:
             feature_loss = state.feature_loss(list(features))
-            loss = loss + keras.ops.cast(feature_loss, loss.dtype)
+            # Keras scales the compiled loss by 1 / replicas under
+            # tf.distribute (the gradients are summed across replicas): the
+            # feature loss must be scaled alike.
+            feature_loss = _scale_loss_for_distribution(
+                keras.ops.cast(feature_loss, loss.dtype))
+            loss = loss + feature_loss
         return loss
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
@@ -220,3 +225,13 @@ class SegmentationModel(keras.Model):
         if feature_loss is not None:
             metrics = metrics + list(feature_loss.metrics)
         return metrics
+
+
+def _scale_loss_for_distribution(loss):
+    """`loss / replicas` inside a tf.distribute replica context, else
+    `loss` (Keras's own rule for the losses it computes)."""
+    try:
+        from keras.src.losses.loss import scale_loss_for_distribution
+    except ImportError:  # a Keras without it: no tf.distribute scaling
+        return loss
+    return scale_loss_for_distribution(loss)

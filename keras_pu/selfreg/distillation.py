@@ -3,6 +3,7 @@
 import warnings
 
 import keras
+import numpy as np
 
 from keras_pu.models.segmentation_model import SegmentationModel
 from keras_pu.selfreg import defaults
@@ -47,6 +48,9 @@ class SelfRegDistillation(keras.callbacks.Callback):
             last decoder feature (students).
         teacher_layer: name of the last decoder feature before the head.
         seed: seed of the random channel pairing. Defaults to `None`.
+        initial_state: `state()` of an interrupted run being resumed (the
+            random state of the channel pairing), or `None`: a resumed run
+            then draws the pairings the uninterrupted run would have.
 
     Example:
 
@@ -74,6 +78,7 @@ class SelfRegDistillation(keras.callbacks.Callback):
         decoder_layers=None,
         teacher_layer=None,
         seed=None,
+        initial_state=None,
     ):
         super().__init__()
         for name, value in (("lambda_scr", lambda_scr),
@@ -97,6 +102,7 @@ class SelfRegDistillation(keras.callbacks.Callback):
         self.decoder_layers = decoder_layers
         self.teacher_layer = teacher_layer
         self.seed = seed
+        self.initial_state = initial_state
         self.selfreg_loss = None
 
     def weight_factor(self, epoch):
@@ -160,6 +166,20 @@ class SelfRegDistillation(keras.callbacks.Callback):
             data_format=_feature_layout(model),
         )
         model.attach_feature_loss(self.selfreg_loss)
+        pairing = (self.initial_state or {}).get("pairing_state")
+        if pairing is not None:
+            variable = self.selfreg_loss.state.seed_generator.state
+            variable.assign(np.asarray(pairing, dtype=variable.dtype))
+
+    def state(self):
+        """The state a resumed run needs (JSON): the random state of the
+        channel pairing. `None` before training starts."""
+        if self.selfreg_loss is None:
+            return None
+        value = self.selfreg_loss.state.seed_generator.state.value
+        return {"pairing_state": [
+            int(v) for v in np.asarray(keras.ops.convert_to_numpy(value))
+            .reshape(-1)]}
 
     def on_epoch_begin(self, epoch, logs=None):
         factor = self.weight_factor(epoch)

@@ -37,11 +37,16 @@ class SelfRegState(keras.metrics.Metric):
         self.steps = self.add_variable(
             shape=(), initializer="zeros", name="steps"
         )
+        # The weights are set, not accumulated: under tf.distribute every
+        # replica holds them as they are (the totals above are summed
+        # across replicas when read).
         self.lambda_scr = self.add_variable(
-            shape=(), initializer="zeros", name="lambda_scr"
+            shape=(), initializer="zeros", name="lambda_scr",
+            aggregation="only_first_replica",
         )
         self.lambda_ifd = self.add_variable(
-            shape=(), initializer="zeros", name="lambda_ifd"
+            shape=(), initializer="zeros", name="lambda_ifd",
+            aggregation="only_first_replica",
         )
         self.seed_generator = keras.random.SeedGenerator(
             seed, name="selfreg_pairing"

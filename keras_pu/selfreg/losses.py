@@ -7,6 +7,8 @@ return a float32 scalar; both are jit-compatible on every backend.
 import keras
 from keras import ops
 
+from keras_pu.replicas import cross_replica_sum
+
 
 def _spatial(shape):
     return tuple(shape[1:3])
@@ -179,7 +181,11 @@ def ifd_loss(feature):
     scores = ops.sum(
         plane_sum / ops.maximum(ops.sqrt(plane_sq), 1e-12), axis=0
     )
-    order = ops.argsort(-ops.stop_gradient(scores))
+    # Under data parallelism each replica holds part of the batch: the
+    # ranking uses the scores of the global batch, so that every replica
+    # pairs the same channels as a single process would.
+    scores = cross_replica_sum(ops.stop_gradient(scores))
+    order = ops.argsort(-scores)
     # Column j of the pairing matrix is +1 at rank j and -1 at rank half + j.
     pairing = _selection(order[:half], channels) - _selection(
         order[half : 2 * half], channels

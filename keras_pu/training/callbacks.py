@@ -202,10 +202,20 @@ class RunCheckpoint(keras.callbacks.Callback):
         early_stopping: the run's `ResumableEarlyStopping` (its counters are
             saved), or `None`.
         extra_state: dict stored in the state as it is.
+        writer: whether this process writes the files (data parallelism:
+            the chief only; the others keep the same state in memory).
+        state_sources: `{key: function}`: each function's JSON value is
+            stored in the state under `key` at every epoch (e.g. SelfReg's
+            random state).
+        collective_save: a process that does not write still saves the
+            model, into a scratch folder deleted at once (saving is a
+            collective operation under TensorFlow's
+            MultiWorkerMirroredStrategy).
     """
 
     def __init__(self, run_dir, monitor, best=None, best_epoch=None,
-                 early_stopping=None, extra_state=None):
+                 early_stopping=None, extra_state=None, writer=True,
+                 collective_save=False, state_sources=None):
         super().__init__()
         self.run_dir = pathlib.Path(run_dir)
         self.checkpoint_dir = self.run_dir / "checkpoints"
@@ -215,6 +225,9 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.best_epoch = best_epoch
         self.early_stopping = early_stopping
         self.extra_state = dict(extra_state or {})
+        self.writer = writer
+        self.state_sources = dict(state_sources or {})
+        self.collective_save = collective_save
 
     def _improved(self, value):
         if self.best is None:
@@ -231,11 +244,19 @@ class RunCheckpoint(keras.callbacks.Callback):
                 f" {sorted(logs)}. Fix the recipe."
             )
         value = float(value)
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         improved = math.isfinite(value) and self._improved(value)
         if improved:
             self.best, self.best_epoch = value, epoch + 1
         state = self.state(epochs_completed=epoch + 1, finished=False)
+        if not self.writer:
+            if self.collective_save:
+                import tempfile
+
+                with tempfile.TemporaryDirectory() as scratch:
+                    self.model.save(pathlib.Path(scratch) / LAST_CHECKPOINT)
+            self.last_state = state
+            return
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         last = self.checkpoint_dir / LAST_CHECKPOINT
         save_checkpoint(self.model, last, state)  # the commit point
         if improved:
@@ -244,6 +265,8 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     def state(self, epochs_completed, finished):
         state = dict(self.extra_state)
+        for key, source in self.state_sources.items():
+            state[key] = source()
         state.update(
             epochs_completed=epochs_completed,
             monitor=self.monitor,
@@ -262,6 +285,9 @@ class RunCheckpoint(keras.callbacks.Callback):
         self._write_state_file(self.state(epochs_completed, finished))
 
     def _write_state_file(self, state):
+        if not self.writer:
+            self.last_state = state
+            return
         atomic_write_text(
             self.run_dir / STATE_FILE, json.dumps(state, indent=2) + "\n"
         )

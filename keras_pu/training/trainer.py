@@ -1,6 +1,8 @@
 """The training driver behind `keras-pu train`: trains a model from a
 `Recipe`, with fixed seeds, checkpoints, exact resume, early stopping, CSV
-logs and optional multi-device data parallelism (Keras distribution API).
+logs and optional data parallelism on each backend's own engine
+(`keras_pu.training.distributed`: JAX `keras.distribution`, TensorFlow
+`tf.distribute`, PyTorch `torch.distributed` under torchrun).
 
 A run folder holds:
 
@@ -14,6 +16,10 @@ checkpoints/last.keras full model + optimizer state + run state after the
 checkpoints/best.keras full model + optimizer state at the best val Dice
 model.keras            the final model: best weights, no optimizer state
 ```
+
+Under data parallelism every process trains on its slice of each global
+batch and only the chief (process 0) writes the run folder; the others
+read the recipe, state and checkpoints the chief resolved.
 
 Epochs are numbered from 1 in the console, training_state.json and the
 summary (`best_epoch`); history.csv keeps Keras's 0-based `epoch` column.
@@ -55,7 +61,7 @@ RECIPE_FILE = "recipe.json"
 RUN_FILE = "run.json"
 HISTORY_FILE = "history.csv"
 FINAL_MODEL = "model.keras"
-DISTRIBUTE_MODES = ("none", "data-parallel")
+DISTRIBUTE_MODES = ("none", "data-parallel", "auto")
 # Parameters that get no weight decay: biases and normalisation scales and
 # offsets (the usual AdamW practice).
 NO_WEIGHT_DECAY = ("bias", "gamma", "beta")
@@ -191,7 +197,7 @@ def compile_model(model, recipe, steps_per_epoch):
     return model
 
 
-def selfreg_callback(recipe):
+def selfreg_callback(recipe, initial_state=None):
     selfreg = recipe["selfreg"]
     try:
         from keras_pu.callbacks import SelfRegDistillation
@@ -207,32 +213,23 @@ def selfreg_callback(recipe):
         lambda_ifd=selfreg["lambda_ifd"],
         warmup_epochs=selfreg["warmup_epochs"],
         seed=recipe.get("training.seed"),
+        initial_state=initial_state,
     )
 
 
 def make_distribution(mode, batch_size):
-    """The Keras distribution for `mode` ("none" or "data-parallel")."""
+    """The data-parallel engine for `mode` ("none", "data-parallel" or
+    "auto"; see `keras_pu.training.distributed.setup`), or None for a
+    single replica. Raises TrainingError when it cannot start."""
+    from keras_pu.training import distributed
+
     if mode in (None, "none"):
         return None
-    if mode not in DISTRIBUTE_MODES:
-        raise TrainingError(
-            f"Unknown distribution mode {mode!r}; choose one of "
-            f"{DISTRIBUTE_MODES}."
-        )
-    if keras.backend.backend() != "jax":
-        raise TrainingError(
-            "Multi-device training uses keras.distribution.DataParallel, "
-            "which Keras implements for the JAX backend only; this run uses "
-            f"{keras.backend.backend()}. Run with --backend jax."
-        )
-    devices = keras.distribution.list_devices()
-    if batch_size % len(devices):
-        raise TrainingError(
-            f"Data parallelism over {len(devices)} devices needs a batch "
-            f"size divisible by {len(devices)}; the batch size is "
-            f"{batch_size}. Change --batch-size (or training.batch_size)."
-        )
-    return keras.distribution.DataParallel(devices=devices)
+    try:
+        engine = distributed.setup(mode, batch_size)
+    except (distributed.DistributedError, RuntimeError, ValueError) as e:
+        raise TrainingError(str(e)) from None
+    return engine if engine.active else None
 
 
 @contextlib.contextmanager
@@ -381,8 +378,13 @@ def train(
         resume: continue the run in `output_dir` from its last checkpoint
             (same epoch, optimizer state, learning-rate schedule, best value
             and early-stopping counters).
-        distribute: `"none"` or `"data-parallel"`
-            (`keras.distribution.DataParallel` over all devices; JAX).
+        distribute: `"none"`, `"data-parallel"` or `"auto"`: data
+            parallelism on the backend's own engine over every device of
+            every process the launcher started (JAX `keras.distribution`,
+            TensorFlow `tf.distribute`, PyTorch `torch.distributed` under
+            torchrun; see docs/distributed.md). `training.batch_size` is the
+            global batch. "auto": data-parallel when launched as several
+            processes or several accelerators are visible.
         verbose: `fit` verbosity (`"auto"`, 0, 1 or 2).
         limit: use only the first `limit` images of each split (smoke runs).
         workers: input-pipeline worker threads (default: the pipeline's).
@@ -412,55 +414,107 @@ def train(
             raise TrainingError("Give the run folder (--output) to resume.")
         output_dir = pathlib.Path("runs") / (recipe.get("name") or "run")
     run_dir = pathlib.Path(output_dir)
+    engine = _start_engine(distribute)
+    outcome = _on_chief(engine, lambda: _resolve_on_chief(
+        recipe, run_dir, resume, data_path, overwrite))
+    recipe = Recipe.from_dict(outcome["recipe"], source=outcome["source"])
+    state, run_info = outcome["state"], outcome["run_info"]
+    data_path = outcome["data_path"]
+    if state is not None and state.get("finished"):
+        if engine.is_chief:
+            if not (run_dir / FINAL_MODEL).is_file():
+                # Finished by an older keras-pu that marked the run finished
+                # before writing the final model, and killed in between.
+                _write_final_model(run_dir)
+                print(f"Wrote the missing final model {run_dir / FINAL_MODEL}.")
+            print(
+                f"The run in '{run_dir}' has already finished "
+                f"({state['epochs_completed']} epochs); nothing to do."
+            )
+        engine.barrier()
+        return _summary(run_dir, state)
+    limit = _resolve_limit(limit, state, run_info, engine.is_chief)
+    data_path = pathlib.Path(data_path)
+
+    training = recipe["training"]
+    if training["batch_size"] % engine.batch_multiple:
+        raise TrainingError(
+            f"Data parallelism over {engine.replicas} replicas needs a "
+            "global batch size divisible by "
+            f"{engine.batch_multiple}; the batch size is "
+            f"{training['batch_size']}. Change --batch-size (or "
+            "training.batch_size, the global batch)."
+        )
+    keras.utils.set_random_seed(training["seed"])
+    with engine.scope():
+        outcome = _train(recipe, run_dir, state, run_info, data_path, resume,
+                         distribute, verbose, limit, workers, callbacks or [],
+                         cache, engine)
+    return _finish(run_dir, engine, *outcome)
+
+
+def _start_engine(distribute):
+    """The data-parallel engine of `distribute` (the single-process one for
+    "none" or when "auto" finds nothing to distribute over)."""
+    from keras_pu.training import distributed
+
+    engine = make_distribution(distribute, None)
+    return engine if engine is not None else distributed.SingleProcess()
+
+
+def _on_chief(engine, function):
+    """Runs `function` on the chief and returns its (JSON) result on every
+    process; an error on the chief is raised on every process."""
+    if engine.world_size == 1:
+        return function()
+    outcome = None
+    if engine.is_chief:
+        try:
+            outcome = {"value": function()}
+        except Exception as e:  # re-raised below, after the others know
+            error = e
+            outcome = {"error": str(e)}
+    outcome = engine.broadcast_json(outcome)
+    if "error" in outcome:
+        if engine.is_chief:
+            raise error
+        raise TrainingError(f"(on the chief process) {outcome['error']}")
+    return outcome["value"]
+
+
+def _resolve_on_chief(recipe, run_dir, resume, data_path, overwrite):
+    """Checks (and on resume repairs) the run folder and settles the
+    recipe, state, data folder and precision; returns them as JSON."""
     recipe, state, run_info, data_path = _resolve_run(
         recipe, run_dir, resume, data_path, overwrite
     )
-    if state is not None and state.get("finished"):
-        if not (run_dir / FINAL_MODEL).is_file():
-            # Finished by an older keras-pu that marked the run finished
-            # before writing the final model, and killed in between.
-            _write_final_model(run_dir)
-            print(f"Wrote the missing final model {run_dir / FINAL_MODEL}.")
-        print(
-            f"The run in '{run_dir}' has already finished "
-            f"({state['epochs_completed']} epochs); nothing to do."
-        )
-        return _summary(run_dir, state)
-    limit = _resolve_limit(limit, state, run_info)
-    if data_path is None:
-        data_path = recipe.get("data.path")
-    if data_path is None:
-        raise TrainingError(
-            "No dataset folder: give --data PATH (or set 'data.path' in the "
-            "recipe)."
-        )
-    data_path = pathlib.Path(data_path).expanduser().resolve()
-    if recipe["training"]["dtype_policy"] == "auto":
-        choice = choose_precision()
-        recipe = recipe.replace({"training.dtype_policy": choice.policy})
-        print(
-            f"Precision: {choice.policy} (auto: {choice.reason}). "
-            "Override with --precision.",
-            flush=True,
-        )
-
-    training = recipe["training"]
-    distribution = make_distribution(distribute, training["batch_size"])
-
-    previous_distribution = keras.distribution.distribution()
-    try:
-        keras.utils.set_random_seed(training["seed"])
-        if distribution is not None:
-            keras.distribution.set_distribution(distribution)
-        return _train(recipe, run_dir, state, run_info, data_path, resume,
-                      distribute, verbose, limit, workers, callbacks or [],
-                      cache)
-    finally:
-        if distribution is not None:
-            keras.distribution.set_distribution(previous_distribution)
+    if not (state is not None and state.get("finished")):
+        if data_path is None:
+            data_path = recipe.get("data.path")
+        if data_path is None:
+            raise TrainingError(
+                "No dataset folder: give --data PATH (or set 'data.path' in "
+                "the recipe)."
+            )
+        data_path = pathlib.Path(data_path).expanduser().resolve()
+        if recipe["training"]["dtype_policy"] == "auto":
+            choice = choose_precision()
+            recipe = recipe.replace({"training.dtype_policy": choice.policy})
+            print(
+                f"Precision: {choice.policy} (auto: {choice.reason}). "
+                "Override with --precision.",
+                flush=True,
+            )
+    return {
+        "recipe": recipe.to_dict(),
+        "source": recipe.source,
+        "state": state,
+        "run_info": run_info,
+        "data_path": None if data_path is None else str(data_path),
+    }
 
 
-def _resolve_limit(limit, state, run_info):
+def _resolve_limit(limit, state, run_info, chief=True):
     """The --limit of a run: recorded in its state (and in run.json, for a
     run killed before its first checkpoint), reused on resume; a different
     value is an error (the run would change data mid-way)."""
@@ -471,7 +525,7 @@ def _resolve_limit(limit, state, run_info):
     else:  # a new run
         return limit
     if limit is None or limit == recorded:
-        if recorded is not None:
+        if recorded is not None and chief:
             print(f"Resuming with --limit {recorded}, as the run started.")
         return recorded
     raise TrainingError(
@@ -483,7 +537,7 @@ def _resolve_limit(limit, state, run_info):
 
 
 def _train(recipe, run_dir, state, run_info, data_path, resume, distribute,
-           verbose, limit, workers, extra_callbacks, cache):
+           verbose, limit, workers, extra_callbacks, cache, engine):
     from keras_pu.training.pipeline import make_sequences
 
     training = recipe["training"]
@@ -500,18 +554,17 @@ def _train(recipe, run_dir, state, run_info, data_path, resume, distribute,
                 f"The {name} split of {dataset.name} at '{data_path}' is "
                 "empty; check the dataset folder and 'data.split'."
             )
-    run_dir.mkdir(parents=True, exist_ok=True)
+    chief = engine.is_chief
+    if chief:
+        run_dir.mkdir(parents=True, exist_ok=True)
     last = run_dir / "checkpoints" / LAST_CHECKPOINT
-    resuming = state is not None and last.is_file()
+    resuming = bool(engine.broadcast_json(state is not None and last.is_file()))
     initial_epoch = int(state["epochs_completed"]) if resuming else 0
-    distribution = keras.distribution.distribution()
     train_seq, val_seq = make_sequences(
         recipe, splits["train"], splits["val"], workers=workers,
         initial_epoch=initial_epoch,
         cache=cache,
-        batch_multiple=(
-            1 if distribution is None else distribution.device_mesh.devices.size
-        ),
+        batch_multiple=engine.batch_multiple,
     )
     steps_per_epoch = training["steps_per_epoch"] or len(train_seq)
 
@@ -520,12 +573,13 @@ def _train(recipe, run_dir, state, run_info, data_path, resume, distribute,
             model = keras.saving.load_model(last)
         _exclude_from_weight_decay(model.optimizer)
         iterations = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
-        print(
-            f"Resuming '{run_dir}' after epoch {initial_epoch} "
-            f"(optimizer step {iterations})."
-        )
+        if chief:
+            print(
+                f"Resuming '{run_dir}' after epoch {initial_epoch} "
+                f"(optimizer step {iterations})."
+            )
     else:
-        if resume:
+        if resume and chief:
             print(f"'{run_dir}' has no checkpoint yet: starting from epoch 1.")
         state = None
         with dtype_policy(training["dtype_policy"]):
@@ -533,16 +587,21 @@ def _train(recipe, run_dir, state, run_info, data_path, resume, distribute,
             # model's policy is mixed_float16.
             model = compile_model(build_model(recipe), recipe,
                                   steps_per_epoch)
+    engine.prepare_model(model)
+    fit_train, fit_val = engine.prepare_data(train_seq, val_seq)
 
     sessions = run_info.get("sessions", [])
-    sessions.append({
+    session = {
         "started": _now(),
         "initial_epoch": initial_epoch,
         "argv": sys.argv,
         "distribute": distribute,
         "devices": device_names(),
         "limit": limit,
-    })
+    }
+    if engine.active:
+        session["data_parallel"] = engine.describe()
+    sessions.append(session)
     run_info.update(
         environment=_environment(),
         data={
@@ -559,7 +618,9 @@ def _train(recipe, run_dir, state, run_info, data_path, resume, distribute,
         steps_per_epoch=steps_per_epoch,
         sessions=sessions,
     )
-    atomic_write_text(run_dir / RUN_FILE, json.dumps(run_info, indent=2) + "\n")
+    if chief:
+        atomic_write_text(run_dir / RUN_FILE,
+                          json.dumps(run_info, indent=2) + "\n")
 
     callbacks = [EpochSync(train_seq)]
     freeze_epochs = training["freeze_encoder_epochs"]
@@ -575,8 +636,11 @@ def _train(recipe, run_dir, state, run_info, data_path, resume, distribute,
 
         callbacks.append(UnfreezeEncoder(
             freeze_epochs, configure_optimizer=_exclude_from_weight_decay))
+    state_sources = {}
     if recipe.get("selfreg.enabled"):
-        callbacks.append(selfreg_callback(recipe))
+        selfreg = selfreg_callback(recipe, (state or {}).get("selfreg"))
+        callbacks.append(selfreg)
+        state_sources["selfreg"] = selfreg.state
     callbacks.append(LearningRateLogger())
     early = None
     if recipe.get("early_stopping.enabled"):
@@ -586,15 +650,17 @@ def _train(recipe, run_dir, state, run_info, data_path, resume, distribute,
             patience=recipe.get("early_stopping.patience"),
             min_delta=recipe.get("early_stopping.min_delta"),
             initial_state=(state or {}).get("early_stopping"),
-            verbose=1,
+            verbose=1 if chief else 0,
         )
         callbacks.append(early)
     history_path = run_dir / HISTORY_FILE
-    if state is not None:
+    if state is not None and chief:
         _truncate_history(history_path, initial_epoch)
-    # The CSV row is written before the checkpoint: see _truncate_history.
-    callbacks.append(keras.callbacks.CSVLogger(
-        str(history_path), append=state is not None))
+    if chief:
+        # The CSV row is written before the checkpoint: see
+        # _truncate_history. One writer: the chief.
+        callbacks.append(keras.callbacks.CSVLogger(
+            str(history_path), append=state is not None))
     checkpoint = RunCheckpoint(
         run_dir,
         monitor,
@@ -602,19 +668,27 @@ def _train(recipe, run_dir, state, run_info, data_path, resume, distribute,
         best_epoch=(state or {}).get("best_epoch"),
         early_stopping=early,
         extra_state={"limit": limit},
+        writer=chief,
+        collective_save=engine.collective_save,
+        state_sources=state_sources,
     )
     callbacks.append(checkpoint)
+    if engine.world_size > 1:
+        callbacks.append(SyncStop(engine))
     callbacks.append(keras.callbacks.TerminateOnNaN())
     callbacks.extend(extra_callbacks)
 
-    _print_header(recipe, model, dataset, splits, steps_per_epoch, run_dir)
-    if state is None:
+    if chief:
+        _print_header(recipe, model, dataset, splits, steps_per_epoch,
+                      run_dir)
+    if state is None and chief:
         recipe.replace({"data.path": str(data_path)}).save(
             run_dir / RECIPE_FILE
         )
+    engine.barrier()
     history = model.fit(
-        train_seq,
-        validation_data=val_seq,
+        fit_train,
+        validation_data=fit_val,
         epochs=training["epochs"],
         initial_epoch=initial_epoch,
         steps_per_epoch=training["steps_per_epoch"],
@@ -623,7 +697,7 @@ def _train(recipe, run_dir, state, run_info, data_path, resume, distribute,
         # run cannot restore.
         shuffle=False,
         callbacks=callbacks,
-        verbose=verbose,
+        verbose=verbose if chief else 0,
     )
     losses = history.history.get("loss", [])
     if losses and not math.isfinite(losses[-1]):
@@ -636,12 +710,25 @@ def _train(recipe, run_dir, state, run_info, data_path, resume, distribute,
     epochs_completed = initial_epoch + len(losses)
     stopped_early = bool(early is not None and early.stopped_epoch)
     checkpoint.extra_state["stopped_early"] = stopped_early
+    return checkpoint, epochs_completed, stopped_early
+
+
+def _finish(run_dir, engine, checkpoint, epochs_completed, stopped_early):
+    """Writes the final model and marks the run finished (the chief, out of
+    the engine's scope: loading a model there would create distributed
+    variables, a collective operation); returns the summary."""
+    chief = engine.is_chief
     # The final model is written before the run is marked finished: a kill
     # in between leaves an unfinished run whose resume writes it again.
-    _write_final_model(run_dir)
+    if chief:
+        _write_final_model(run_dir)
     checkpoint.write_state(epochs_completed, finished=True)
+    engine.barrier()
     summary = _summary(run_dir, checkpoint.last_state)
     best = summary["best"]
+    monitor = summary["monitor"]
+    if not chief:
+        return summary
     print(
         f"Finished after {epochs_completed} epoch"
         f"{'' if epochs_completed == 1 else 's'}"
@@ -650,6 +737,20 @@ def _train(recipe, run_dir, state, run_info, data_path, resume, distribute,
         f"{summary['best_epoch']}. Model: {run_dir / FINAL_MODEL}"
     )
     return summary
+
+
+class SyncStop(keras.callbacks.Callback):
+    """Every process stops at the chief's decision (early stopping,
+    TerminateOnNaN): a process that stopped alone would leave the others
+    waiting in a collective."""
+
+    def __init__(self, engine):
+        super().__init__()
+        self.engine = engine
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.stop_training = bool(
+            self.engine.broadcast_json(bool(self.model.stop_training)))
 
 
 def _write_final_model(run_dir):

@@ -1,0 +1,145 @@
+"""The common interface of the data-parallel engines, and the
+single-process engine (every operation is the identity)."""
+
+import contextlib
+import json
+
+import keras
+import numpy as np
+
+
+class Engine:
+    """A backend's data-parallel engine. Subclasses set `name` and override
+    what their backend needs.
+
+    Attributes:
+        rank: this process's index (0 .. world_size - 1).
+        world_size: the number of processes.
+        replicas: the number of model replicas (devices) over all
+            processes: the global batch is split into this many equal parts.
+        active: whether the engine is started (several replicas or
+            processes may exist).
+    """
+
+    name = "none"
+    # Checkpoint saving is a collective operation (TensorFlow
+    # MultiWorkerMirroredStrategy): every process saves, the chief into the
+    # run folder, the others into a scratch folder deleted at once.
+    collective_save = False
+
+    def __init__(self):
+        self.rank = 0
+        self.world_size = 1
+        self.replicas = 1
+        self.active = False
+
+    # -- process group -------------------------------------------------
+    @property
+    def is_chief(self):
+        return self.rank == 0
+
+    @property
+    def batch_multiple(self):
+        """The global batch size must be a multiple of this."""
+        return self.replicas
+
+    def local_devices(self):
+        return 1
+
+    def start(self):
+        self.active = True
+
+    def barrier(self):
+        """Returns when every process has called it."""
+
+    def broadcast_json(self, value):
+        """The chief's `value` (anything `json.dumps` takes), on every
+        process. JSON travels as bytes over the engine's own collectives
+        (never pickle)."""
+        return json.loads(json.dumps(value))
+
+    def mean_array(self, array):
+        """The element-wise mean of a float64 numpy array over processes."""
+        return np.asarray(array, np.float64)
+
+    def cross_replica_sum(self, x):
+        return x
+
+    def describe(self):
+        """What run.json records about the engine."""
+        return {"engine": self.name, "processes": self.world_size,
+                "rank": self.rank, "replicas": self.replicas}
+
+    # -- training --------------------------------------------------------
+    @contextlib.contextmanager
+    def scope(self):
+        """Context in which the model is built, loaded, compiled and fit."""
+        yield
+
+    def prepare_model(self, model):
+        """Hooks for data-parallel training on a compiled model (after it is
+        built or loaded, before `fit`)."""
+        return model
+
+    def prepare_data(self, train, val):
+        """(train, val) as `fit` takes them on this process: its slice of
+        every global batch."""
+        if self.world_size == 1:
+            return train, val
+        return (ShardedBatches(train, self.rank, self.world_size),
+                ShardedBatches(val, self.rank, self.world_size))
+
+    def shutdown(self):
+        self.active = False
+
+
+class SingleProcess(Engine):
+    """No data parallelism: one process, one replica."""
+
+
+def _slice(array, rank, world):
+    n = len(array)
+    if n % world:
+        raise ValueError(
+            f"A batch of {n} images cannot be split evenly over {world} "
+            "processes. The global batch size (training.batch_size) must be "
+            "a multiple of the number of replicas, and the training split "
+            "must hold at least one global batch."
+        )
+    size = n // world
+    return array[rank * size:(rank + 1) * size]
+
+
+class ShardedBatches(keras.utils.PyDataset):
+    """This process's slice of every batch of `sequence`: the global batch
+    `b` is cut into `world` contiguous parts of `b / world` images and
+    process `rank` gets part `rank` (so the processes' parts, concatenated
+    in rank order, are the global batch of a single-process run).
+
+    Every process reads the same global batch (same order, same
+    augmentation: both come from the seed, the epoch and the batch index)
+    and keeps its part.
+    """
+
+    def __init__(self, sequence, rank, world):
+        super().__init__(
+            workers=sequence.workers,
+            use_multiprocessing=sequence.use_multiprocessing,
+            max_queue_size=sequence.max_queue_size,
+        )
+        self.sequence = sequence
+        self.rank = int(rank)
+        self.world = int(world)
+
+    def __len__(self):
+        return len(self.sequence)
+
+    def __getitem__(self, index):
+        batch = self.sequence[index]
+        return tuple(_slice(part, self.rank, self.world) for part in batch)
+
+    def set_epoch(self, epoch):
+        self.sequence.set_epoch(epoch)
+
+    def on_epoch_end(self):
+        self.sequence.on_epoch_end()
