@@ -27,7 +27,34 @@ class EpochSync(keras.callbacks.Callback):
         self.sequence.set_epoch(epoch)
 
 
-class PaddedBatches(keras.utils.PyDataset):
+class BatchWrapper(keras.utils.PyDataset):
+    """Base of a dataset that changes each batch of another one (subclasses
+    define `__getitem__`): same length, same loader settings (workers,
+    multiprocessing, queue size), and epoch events passed on.
+
+    Args:
+        sequence: the `keras.utils.PyDataset` whose batches are changed.
+    """
+
+    def __init__(self, sequence):
+        super().__init__(
+            workers=sequence.workers,
+            use_multiprocessing=sequence.use_multiprocessing,
+            max_queue_size=sequence.max_queue_size,
+        )
+        self.sequence = sequence
+
+    def __len__(self):
+        return len(self.sequence)
+
+    def set_epoch(self, epoch):
+        self.sequence.set_epoch(epoch)
+
+    def on_epoch_end(self):
+        self.sequence.on_epoch_end()
+
+
+class PaddedBatches(BatchWrapper):
     """Pads every batch of a sequence to a multiple of `multiple` images with
     zero-weight blank images, and yields `(images, masks, sample_weight)`.
 
@@ -44,16 +71,8 @@ class PaddedBatches(keras.utils.PyDataset):
     """
 
     def __init__(self, sequence, multiple):
-        super().__init__(
-            workers=sequence.workers,
-            use_multiprocessing=sequence.use_multiprocessing,
-            max_queue_size=sequence.max_queue_size,
-        )
-        self.sequence = sequence
+        super().__init__(sequence)
         self.multiple = int(multiple)
-
-    def __len__(self):
-        return len(self.sequence)
 
     def __getitem__(self, index):
         images, masks = self.sequence[index]
@@ -68,9 +87,6 @@ class PaddedBatches(keras.utils.PyDataset):
             masks = np.concatenate(
                 [masks, np.zeros((pad,) + masks.shape[1:], masks.dtype)])
         return images, masks, weights
-
-    def on_epoch_end(self):
-        self.sequence.on_epoch_end()
 
 
 def make_augmentation(recipe):

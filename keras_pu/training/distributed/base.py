@@ -4,8 +4,9 @@ single-process engine (every operation is the identity)."""
 import contextlib
 import json
 
-import keras
 import numpy as np
+
+from keras_pu.training.pipeline import BatchWrapper
 
 
 class Engine:
@@ -110,7 +111,7 @@ def _slice(array, rank, world):
     return array[rank * size:(rank + 1) * size]
 
 
-class ShardedBatches(keras.utils.PyDataset):
+class ShardedBatches(BatchWrapper):
     """This process's slice of every batch of `sequence`: the global batch
     `b` is cut into `world` contiguous parts of `b / world` images and
     process `rank` gets part `rank` (so the processes' parts, concatenated
@@ -122,24 +123,10 @@ class ShardedBatches(keras.utils.PyDataset):
     """
 
     def __init__(self, sequence, rank, world):
-        super().__init__(
-            workers=sequence.workers,
-            use_multiprocessing=sequence.use_multiprocessing,
-            max_queue_size=sequence.max_queue_size,
-        )
-        self.sequence = sequence
+        super().__init__(sequence)
         self.rank = int(rank)
         self.world = int(world)
-
-    def __len__(self):
-        return len(self.sequence)
 
     def __getitem__(self, index):
         batch = self.sequence[index]
         return tuple(_slice(part, self.rank, self.world) for part in batch)
-
-    def set_epoch(self, epoch):
-        self.sequence.set_epoch(epoch)
-
-    def on_epoch_end(self):
-        self.sequence.on_epoch_end()
