@@ -12,6 +12,7 @@ on:
 | older GPU                               | `float32`        | no tensor cores |
 | CPU with AVX512-BF16 or AMX-BF16, TensorFlow (oneDNN on) or PyTorch (oneDNN) | `mixed_bfloat16` | oneDNN runs bf16 convolutions on those units |
 | CPU under JAX, or without bf16 units    | `float32`        | XLA:CPU has no bf16 convolution kernels: bf16 is emulated and slower |
+| CPU, model built on depthwise convolutions | `float32`     | oneDNN's bf16 depthwise kernels lose to float32 (measured 2x slower) |
 
 The product units compute in float32 under every policy (see
 `keras_pu.layers.ProductUnit2D`), so a mixed policy never puts the log/exp
@@ -153,13 +154,22 @@ def _onednn_enabled(backend):
     return False
 
 
-def choose_precision(backend=None, device=None, flags=None):
+def choose_precision(backend=None, device=None, flags=None,
+                     depthwise=False):
     """The fastest safe dtype policy for this backend and device.
 
     Args:
         backend: Keras backend name. Defaults to the active one.
         device: a `Device`. Defaults to `active_device(backend)`.
         flags: CPU feature flags. Defaults to `cpu_flags()`.
+        depthwise: `True` for a model whose compute is mostly depthwise
+            convolutions (e.g. an EfficientNet encoder). On a CPU such a
+            model stays float32: bf16 pays for dense convolutions, whose
+            channel reduction runs on the AVX512-BF16 dot-product (or AMX
+            tile) instructions, but a depthwise convolution has no channel
+            reduction to give them, and the casts around it cost more than
+            it saves (an EfficientNet-Lite0 U-Net trained 2x slower in bf16
+            on an AVX512-BF16 CPU). GPUs and TPUs are not affected.
 
     Returns:
         `PrecisionChoice(policy, reason)`. `KERAS_PU_PRECISION`, when set to
@@ -214,6 +224,12 @@ def choose_precision(backend=None, device=None, flags=None):
     bf16_units = [f for f in CPU_BF16_FLAGS if f in flags]
     if not bf16_units:
         return PrecisionChoice("float32", "CPU without AVX512-BF16/AMX-BF16")
+    if depthwise:
+        return PrecisionChoice(
+            "float32",
+            "CPU and a model built on depthwise convolutions: oneDNN's bf16 "
+            "depthwise kernels are slower than float32",
+        )
     if backend == "jax":
         return PrecisionChoice(
             "float32",

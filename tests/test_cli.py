@@ -298,9 +298,14 @@ def test_precision_auto_is_resolved_printed_recorded_and_kept_on_resume(
         import torch
 
         request_threads = torch.get_num_threads()
+    asked = []
+
+    def fake_choice(depthwise=False):
+        asked.append(depthwise)
+        return PrecisionChoice("mixed_bfloat16", "a test CPU with bf16")
+
     monkeypatch.setattr(
-        "keras_pu.training.trainer.choose_precision",
-        lambda: PrecisionChoice("mixed_bfloat16", "a test CPU with bf16"),
+        "keras_pu.training.trainer.choose_precision", fake_choice
     )
     run = tmp_path / "auto"
     args = ("train", "--recipe", recipe_file, "--data", busi.root,
@@ -309,13 +314,14 @@ def test_precision_auto_is_resolved_printed_recorded_and_kept_on_resume(
     assert cli(*args, "--precision", "auto", "--threads", "1") == 0
     out = capsys.readouterr().out
     assert "Precision: mixed_bfloat16 (auto: a test CPU with bf16)" in out
+    assert asked == [False]  # the model registry's word: PUUNet is dense
     saved = Recipe.from_file(run / "recipe.json")
     assert saved.get("training.dtype_policy") == "mixed_bfloat16"
     # A resume keeps the precision the run started with, whatever "auto"
     # would pick now; an explicit different precision is a changed recipe.
     monkeypatch.setattr(
         "keras_pu.training.trainer.choose_precision",
-        lambda: PrecisionChoice("float32", "another machine"),
+        lambda depthwise=False: PrecisionChoice("float32", "another machine"),
     )
     assert cli(*args, "--resume", "--precision", "auto") == 0
     assert "already finished" in capsys.readouterr().out

@@ -47,6 +47,38 @@ def test_jax_on_cpu_stays_float32_even_with_bf16_units(auto):
     assert "XLA" in choice.reason
 
 
+@pytest.mark.parametrize("backend", ["tensorflow", "torch"])
+@pytest.mark.parametrize("flag", ["avx512_bf16", "amx_bf16"])
+def test_depthwise_model_stays_float32_on_a_bf16_cpu(auto, monkeypatch,
+                                                     backend, flag):
+    # bf16 made the EfficientNet-Lite0 U-Net 2x slower on an AVX512-BF16 CPU.
+    monkeypatch.setattr(hardware, "_onednn_enabled", lambda backend: True)
+    dense = choose_precision(backend, CPU, flags={"avx512f", flag})
+    depthwise = choose_precision(backend, CPU, flags={"avx512f", flag},
+                                 depthwise=True)
+    assert dense.policy == "mixed_bfloat16"
+    assert depthwise.policy == "float32"
+    assert "depthwise" in depthwise.reason
+
+
+@pytest.mark.parametrize(
+    "device, policy",
+    [(Device("gpu", "test GPU", (8, 0)), "mixed_bfloat16"),
+     (Device("gpu", "test GPU", (7, 5)), "mixed_float16"),
+     (Device("tpu", "TPU"), "mixed_bfloat16")],
+)
+def test_depthwise_model_still_gets_low_precision_on_accelerators(
+        auto, device, policy):
+    assert choose_precision("jax", device, depthwise=True).policy == policy
+
+
+def test_model_registry_says_which_models_are_depthwise():
+    from keras_pu.models.registry import model_specs
+
+    depthwise = {spec.name for spec in model_specs() if spec.depthwise}
+    assert depthwise == {"EncoderPUUNet", "EncoderResUNet"}
+
+
 @pytest.mark.parametrize(
     "capability, policy",
     [((9, 0), "mixed_bfloat16"), ((8, 0), "mixed_bfloat16"),

@@ -47,6 +47,10 @@ class ModelSpec:
             `input_shape` and `num_classes` (the constructor takes both and
             the output head is the layer named `logits`), so the zoo may
             change them on load.
+        depthwise: `True` when most of the model's compute is depthwise
+            convolutions (an EfficientNet encoder); the automatic precision
+            choice then keeps float32 on CPUs (see
+            `keras_pu.hardware.choose_precision`).
     """
 
     name: str
@@ -55,6 +59,7 @@ class ModelSpec:
     aliases: tuple = ()
     tags: tuple = ()
     resizable: bool = True
+    depthwise: bool = False
 
     @property
     def registered_name(self):
@@ -81,7 +86,8 @@ def _spelling(text):
     return str(text).replace("-", "_").lower()
 
 
-def register_model(display_name=None, aliases=(), tags=(), resizable=True):
+def register_model(display_name=None, aliases=(), tags=(), resizable=True,
+                   depthwise=False):
     """Class decorator that adds an architecture to the registry.
 
     Args:
@@ -89,6 +95,7 @@ def register_model(display_name=None, aliases=(), tags=(), resizable=True):
         aliases: other command-line spellings, e.g. `("pu_unet",)`.
         tags: Hugging Face Hub tags of its model cards.
         resizable: see `ModelSpec.resizable`. Defaults to `True`.
+        depthwise: see `ModelSpec.depthwise`. Defaults to `False`.
 
     Returns:
         The decorator; it returns the class unchanged.
@@ -111,6 +118,7 @@ def register_model(display_name=None, aliases=(), tags=(), resizable=True):
             aliases=tuple(aliases),
             tags=tuple(tags),
             resizable=resizable,
+            depthwise=depthwise,
         )
         taken = {
             _spelling(s): other.name

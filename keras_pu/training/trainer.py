@@ -498,7 +498,10 @@ def _resolve_on_chief(recipe, run_dir, resume, data_path, overwrite):
             )
         data_path = pathlib.Path(data_path).expanduser().resolve()
         if recipe["training"]["dtype_policy"] == "auto":
-            choice = choose_precision()
+            from keras_pu.models.registry import get_model_spec
+
+            spec = get_model_spec(recipe.get("model.class"))
+            choice = choose_precision(depthwise=spec.depthwise)
             recipe = recipe.replace({"training.dtype_policy": choice.policy})
             print(
                 f"Precision: {choice.policy} (auto: {choice.reason}). "

@@ -351,7 +351,7 @@ class EncoderUNet(SegmentationModel):
 @keras.saving.register_keras_serializable(package="keras_pu")
 @register_model(display_name="PU-UNet (EfficientNet-Lite0 encoder)",
                 aliases=("pu_unet_efficientnet_lite0", "encoder_pu_unet"),
-                tags=("pu-unet", "efficientnet-lite0"))
+                tags=("pu-unet", "efficientnet-lite0"), depthwise=True)
 class EncoderPUUNet(EncoderUNet):
     """PU-UNet on a pretrained EfficientNet-Lite0 encoder.
 
@@ -383,7 +383,7 @@ class EncoderPUUNet(EncoderUNet):
 @keras.saving.register_keras_serializable(package="keras_pu")
 @register_model(display_name="ResUNet (EfficientNet-Lite0 encoder)",
                 aliases=("resunet_efficientnet_lite0", "encoder_res_unet"),
-                tags=("residual-unet", "efficientnet-lite0"))
+                tags=("residual-unet", "efficientnet-lite0"), depthwise=True)
 class EncoderResUNet(EncoderUNet):
     """ResUNet on a pretrained EfficientNet-Lite0 encoder: the matched
     baseline of `EncoderPUUNet` (plain residual blocks in every stage).
