@@ -189,8 +189,26 @@ def test_tampered_weights_are_refused(tmp_path, monkeypatch):
 def test_missing_weights_say_where_to_put_them(tmp_path, monkeypatch):
     monkeypatch.setenv(weights_lib.WEIGHTS_DIR_ENV, str(tmp_path / "a"))
     monkeypatch.setenv("KERAS_PU_ZOO_DIR", str(tmp_path / "b"))
-    with pytest.raises(ZooError, match="KERAS_PU_BACKBONE_WEIGHTS_DIR"):
+    monkeypatch.setattr("keras_pu.zoo.sources.companion_dir", lambda: None)
+    with pytest.raises(ZooError, match="KERAS_PU_BACKBONE_WEIGHTS_DIR") as e:
         imagenet_weights_path()
+    assert "keras-pu[presets]" in str(e.value)
+
+
+def test_weights_are_found_in_the_companion_package(tmp_path, monkeypatch):
+    """A pip install without the Hub: keras-pu-presets ships the backbone
+    under backbones/ (packaging/keras-pu-presets/setup.py)."""
+    if not WEIGHTS.is_file():
+        pytest.skip(f"{WEIGHTS} is not in this checkout")
+    companion = tmp_path / "keras_pu_presets"
+    folder = companion / "backbones" / "efficientnet_lite0_imagenet"
+    folder.mkdir(parents=True)
+    shutil.copyfile(WEIGHTS, folder / "model.weights.h5")
+    monkeypatch.delenv(weights_lib.WEIGHTS_DIR_ENV, raising=False)
+    monkeypatch.setenv("KERAS_PU_ZOO_DIR", str(tmp_path / "no_zoo"))
+    monkeypatch.setattr("keras_pu.zoo.sources.companion_dir",
+                        lambda: companion)
+    assert imagenet_weights_path() == str(folder / "model.weights.h5")
 
 
 @pytest.mark.parametrize(

@@ -98,7 +98,8 @@ def test_wheels_install_and_load_a_preset_air_gapped(tmp_path):
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", registry_lib.ZOO_DIR_ENV,
-                        registry_lib.REGISTRY_ENV)}
+                        registry_lib.REGISTRY_ENV,
+                        "KERAS_PU_BACKBONE_WEIGHTS_DIR")}
     # TensorFlow builds the model fastest here (JAX dispatches each op of
     # the build eagerly: several times slower).
     env.update(HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(tmp_path / "empty_cache"),
@@ -119,6 +120,7 @@ def test_wheels_install_and_load_a_preset_air_gapped(tmp_path):
             "folder": str(folder),
             "sha256": integrity.sha256_of(folder / "model.weights.h5"),
             "parameters": model.count_params(),
+            "backbone": keras_pu.zoo.backbones.imagenet_weights_path(),
         }}))
         """
     )
@@ -135,6 +137,11 @@ def test_wheels_install_and_load_a_preset_air_gapped(tmp_path):
     assert found["folder"].startswith(str(venv))
     assert found["sha256"] == preset.files["model.weights.h5"].sha256
     assert found["parameters"] == preset.parameters
+    # The ImageNet encoder (encoder_weights="imagenet") comes with it.
+    assert found["backbone"] == str(
+        pathlib.Path(found["companion"]) / "backbones"
+        / "efficientnet_lite0_imagenet" / "model.weights.h5"
+    )
 
 
 def test_companion_package_is_found_and_checked(monkeypatch, tmp_path):

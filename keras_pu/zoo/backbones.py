@@ -12,7 +12,9 @@ The backbone is an entry of the `"backbones"` section of the zoo registry
 2. `<zoo dir>/backbones/<backbone>/model.weights.h5`, where the zoo dir is
    `$KERAS_PU_ZOO_DIR` or `zoo/` of a source checkout
    (`keras_pu.zoo.registry.local_zoo_dir`);
-3. the Hugging Face Hub repository of the entry at its pinned commit, once
+3. the same path inside the companion package keras-pu-presets
+   (`pip install "keras-pu[presets]"`), for pip installs without the Hub;
+4. the Hugging Face Hub repository of the entry at its pinned commit, once
    published (through the Hugging Face cache, so `HF_HUB_OFFLINE=1` works
    after one download).
 
@@ -59,6 +61,11 @@ def _candidate_paths(name):
     zoo_dir = local_zoo_dir()
     if zoo_dir is not None:
         yield pathlib.Path(zoo_dir) / "backbones" / name / WEIGHTS_FILE
+    from keras_pu.zoo.sources import companion_dir
+
+    companion = companion_dir()
+    if companion is not None:
+        yield companion / "backbones" / name / WEIGHTS_FILE
 
 
 def imagenet_weights_path(name=IMAGENET_BACKBONE):
@@ -105,8 +112,10 @@ def imagenet_weights_path(name=IMAGENET_BACKBONE):
     raise ZooError(
         f"The ImageNet weights of backbone {name!r} were not found (looked "
         f"in: {', '.join(searched) or 'no local zoo folder'}) and the "
-        "backbone is not published on the Hub yet. Use a source checkout of "
-        "keras-pu (its zoo/backbones/ folder holds them), or copy "
+        "backbone is not published on the Hub yet. Install the companion "
+        "package (`pip install \"keras-pu[presets]\"`, or its wheel built "
+        "from a checkout), use a source checkout of keras-pu (its "
+        "zoo/backbones/ folder holds them), or copy "
         f"zoo/backbones/{name}/ into a folder and set ${WEIGHTS_DIR_ENV} to "
         "that folder."
     )

@@ -65,25 +65,43 @@ def trained_presets(root):
     }
 
 
+def backbones(root):
+    """{backbone: {filename: record}} of the registry's zoo backbones (the
+    ImageNet encoders that `encoder_weights="imagenet"` loads)."""
+    registry = json.loads((root / "keras_pu" / "zoo" / "registry.json").read_text(encoding="utf-8"))
+    return {
+        name: entry["files"]
+        for name, entry in (registry.get("backbones") or {}).items()
+        if entry["files"]
+    }
+
+
 def checked_preset_files(root):
-    """[(source path, path inside the package)] of every preset file, each
-    verified against the registry."""
+    """[(source path, path inside the package)] of every preset and backbone
+    file, each verified against the registry."""
     pairs = []
     problems = []
-    for name, records in trained_presets(root).items():
-        for filename in PRESET_FILES:
-            path = root / "zoo" / name / filename
-            record = records[filename]
-            if not path.is_file():
-                problems.append(f"{path} is missing")
-            elif path.stat().st_size != record["size"] or sha256_of(path) != record["sha256"]:
-                problems.append(
-                    f"{path} does not match the registry (size "
-                    f"{path.stat().st_size} vs {record['size']}, or sha256); a Git "
-                    "LFS pointer or a file changed since `zoo/add_preset.py`"
-                )
-            else:
-                pairs.append((path, pathlib.Path(PACKAGE) / name / filename))
+    wanted = [
+        (pathlib.Path(name), filename, records[filename])
+        for name, records in trained_presets(root).items()
+        for filename in PRESET_FILES
+    ] + [
+        (pathlib.Path("backbones") / name, filename, record)
+        for name, records in backbones(root).items()
+        for filename, record in records.items()
+    ]
+    for name, filename, record in wanted:
+        path = root / "zoo" / name / filename
+        if not path.is_file():
+            problems.append(f"{path} is missing")
+        elif path.stat().st_size != record["size"] or sha256_of(path) != record["sha256"]:
+            problems.append(
+                f"{path} does not match the registry (size "
+                f"{path.stat().st_size} vs {record['size']}, or sha256); a Git "
+                "LFS pointer or a file changed since `zoo/add_preset.py`"
+            )
+        else:
+            pairs.append((path, pathlib.Path(PACKAGE) / name / filename))
     if problems:
         raise SystemExit(
             "keras-pu-presets: cannot build, zoo/ and the registry disagree:\n  "
@@ -93,7 +111,8 @@ def checked_preset_files(root):
 
 
 class BuildPyWithPresets(build_py):
-    """build_py, plus the preset folders copied (verified) from zoo/."""
+    """build_py, plus the preset and backbone folders copied (verified) from
+    zoo/."""
 
     def run(self):
         super().run()
