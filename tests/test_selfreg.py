@@ -369,3 +369,24 @@ def test_selfreg_is_the_same_in_either_compute_layout():
         np.testing.assert_allclose(
             logs["channels_first"][key], logs["channels_last"][key], rtol=1e-4
         )
+
+
+def test_selfreg_loss_built_on_first_call_reads_channels_first_shapes():
+    # Called without `build` (no model attached), the loss learns its pooling
+    # factors from the first features it sees, in its own data_format.
+    from keras_pu.selfreg import SelfRegLoss
+
+    rng = np.random.default_rng(0)
+    shapes = [(2, 16, 12, 8), (2, 8, 6, 16), (2, 32, 24, 4)]
+    features = [rng.normal(size=s).astype("float32") for s in shapes]
+    values = {}
+    for layout in ("channels_last", "channels_first"):
+        loss = SelfRegLoss(["enc"], ["dec"], "teacher", lambda_scr=1.0,
+                           lambda_ifd=1.0, seed=3, data_format=layout)
+        inputs = features if layout == "channels_last" else [
+            np.transpose(f, (0, 3, 1, 2)) for f in features]
+        values[layout] = float(to_numpy(loss([keras.ops.convert_to_tensor(f)
+                                             for f in inputs])))
+        assert loss.pool_sizes == [(2, 2), (4, 4)]
+    np.testing.assert_allclose(values["channels_first"],
+                               values["channels_last"], rtol=1e-5)

@@ -201,13 +201,14 @@ class SelfRegLoss:
         return levels
 
     def __call__(self, features):
+        if self.pool_sizes is None:
+            # Before the transpose: `build` takes shapes in `data_format`.
+            self.build([tuple(f.shape) for f in features])
         if self.data_format == "channels_first":
             features = [ops.transpose(f, (0, 2, 3, 1)) for f in features]
         num_encoder = len(self.encoder_layers)
         *students, teacher = features
         encoder, decoder = students[:num_encoder], students[num_encoder:]
-        if self.pool_sizes is None:
-            self.build([tuple(f.shape) for f in features])
         teacher_at = self._teacher_pyramid(teacher)
         scr = ops.mean(
             ops.stack(
