@@ -8,6 +8,7 @@ from PIL import Image
 
 from keras_pu.cli.main import main
 from keras_pu.data import phantoms
+from keras_pu import zoo
 from keras_pu.zoo import registry as registry_lib
 
 
@@ -23,6 +24,14 @@ def test_zoo_list_shows_every_preset_and_its_status(untrained_registry, capsys):
     assert [r["name"] for r in rows] == registry_lib.load_registry().names
     assert main(["zoo", "list", "--with-weights", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+def test_zoo_list_marks_the_recommended_presets(capsys):
+    assert main(["zoo", "list"]) == 0
+    out = capsys.readouterr().out
+    for choice in zoo.recommended().values():
+        assert f"{choice['preset']} *" in out
+    assert "keras_pu.zoo.recommended()" in out
 
 
 def test_zoo_info_and_its_errors(untrained_registry, capsys):

@@ -186,6 +186,42 @@ def test_invalid_registry_entries_are_named(tmp_path, change, match):
         registry_lib.load_registry(path)
 
 
+@pytest.mark.parametrize(
+    "recommended, match",
+    [
+        ({"preset": "pu_unet_busi", "why": "x"}, "not a preset of this dataset"),
+        ({"preset": "nope", "why": "x"}, "not a preset of this dataset"),
+        ({"preset": "pu_unet_kvasir"}, "must be \\{preset, why\\}"),
+    ],
+)
+def test_invalid_recommendations_are_named(tmp_path, recommended, match):
+    data = json.loads(registry_lib.BUILTIN_REGISTRY.read_text())
+    data["datasets"]["kvasir-seg"]["recommended"] = recommended
+    path = tmp_path / "registry.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ZooError, match=f"dataset 'kvasir-seg'.*{match}"):
+        registry_lib.load_registry(path)
+
+
+def test_registry_says_which_preset_to_use_for_each_task():
+    every = zoo.recommended()
+    assert every, "the registry recommends no preset"
+    for key, choice in every.items():
+        info = zoo.info(choice["preset"])
+        assert info["recommended"] is True
+        assert info["status"] != "not trained"
+        # The best measured test Dice of the dataset's trained presets.
+        trained = [zoo.info(n) for n in zoo.list_presets(with_weights=True)]
+        same = [i for i in trained if i["dataset"]["task"] == choice["task"]]
+        best = max(same, key=lambda i: i["metrics"]["values"]["dice"])
+        assert best["name"] == choice["preset"], (key, best["name"])
+        assert choice["why"]
+    assert zoo.recommended("Kvasir-SEG") == every["kvasir-seg"]
+    assert zoo.info("pu_unet_kvasir")["recommended"] is False
+    with pytest.raises(ZooError, match="No dataset 'cvc'.*kvasir-seg"):
+        zoo.recommended("cvc")
+
+
 def test_unreadable_registry_override_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv(registry_lib.REGISTRY_ENV, str(tmp_path / "missing.json"))
     with pytest.raises(ZooError, match="KERAS_PU_REGISTRY"):

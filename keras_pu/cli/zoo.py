@@ -79,7 +79,7 @@ def _list(args):
         )
         table.append(
             (
-                row["name"],
+                row["name"] + (" *" if row["recommended"] else ""),
                 row["status"],
                 _dataset_label(row["dataset"]),
                 "x".join(str(v) for v in row["input_size"]),
@@ -90,6 +90,9 @@ def _list(args):
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     for r in table:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    if any(row["recommended"] for row in rows):
+        print("\n* the preset to use for its dataset's task "
+              "(keras_pu.zoo.recommended()).")
     if rows:
         print(f"\nWeights: {rows[0]['weights_terms']}")
     print("`keras-pu zoo info NAME` shows a preset's dataset, licence and files.")

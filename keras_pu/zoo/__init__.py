@@ -4,8 +4,8 @@ revisions and verified checksums, and synthetic example images.
     model = keras_pu.zoo.load("pu_unet_isic")
 
 `load` accepts a preset name, an `hf://org/repo[@revision]` handle or a
-folder in Keras's directory format. `list_presets()` and `info(name)` read
-the registry (`keras_pu/zoo/registry.json`), the single source of truth for
+folder in Keras's directory format. `list_presets()`, `info(name)` and
+`recommended(dataset)` (which preset to use for what) read the registry (`keras_pu/zoo/registry.json`), the single source of truth for
 the presets. `download()` fills the Hugging Face cache for offline use.
 `keras_pu.zoo.phantoms` (the module `keras_pu.data.phantoms`, kept here for
 existing code) generates synthetic test images with known masks. The
@@ -18,6 +18,7 @@ from keras_pu.data import phantoms
 from keras_pu.zoo import backbones  # noqa: F401  (weights="imagenet")
 from keras_pu.zoo.catalog import info
 from keras_pu.zoo.catalog import list_presets
+from keras_pu.zoo.catalog import recommended
 from keras_pu.zoo.errors import ArchitectureMismatchError
 from keras_pu.zoo.errors import DownloadError
 from keras_pu.zoo.errors import IntegrityError
@@ -35,6 +36,7 @@ __all__ = [
     "download",
     "list_presets",
     "info",
+    "recommended",
     "phantoms",
     "ZooError",
     "UnknownPresetError",

@@ -1,9 +1,10 @@
-"""`list_presets()` and `info(name)`: what the registry offers, as plain
-Python data (printable, JSON-serialisable)."""
+"""`list_presets()`, `info(name)` and `recommended()`: what the registry
+offers, as plain Python data (printable, JSON-serialisable)."""
 
 import dataclasses
 
 from keras_pu.zoo import registry as registry_lib
+from keras_pu.zoo.errors import ZooError
 
 
 def list_presets(with_weights=False):
@@ -41,7 +42,8 @@ def info(name):
     url, citation, `data_note`, `licence`, `paper_reference`),
     `weights_terms`, `hub` (`repo_id`, `revision`, `url`), `files`
     (filename -> sha256 and size), `metrics` (measured test metrics or
-    None), `load` (the line that loads it).
+    None), `recommended` (True when it is the preset to use for its
+    dataset's task, see `recommended()`), `load` (the line that loads it).
 
     Raises:
         UnknownPresetError: unknown name (close names are suggested).
@@ -79,5 +81,59 @@ def info(name):
             f: dataclasses.asdict(rec) for f, rec in preset.files.items()
         },
         "metrics": preset.metrics,
+        "recommended": bool(
+            preset.dataset.recommended
+            and preset.dataset.recommended["preset"] == preset.name
+        ),
         "load": f'keras_pu.zoo.load("{preset.name}")',
     }
+
+
+def recommended(dataset=None):
+    """The preset to use for a dataset's task, as the registry says.
+
+    Args:
+        dataset: a dataset key (`"kvasir-seg"`, `"busi"`, `"isic2017"`; any
+            spelling the dataset registry accepts). `None` for all of them.
+
+    Returns:
+        With `dataset`: `{"preset", "why", "dataset", "task"}`, or `None`
+        when the registry recommends no preset for it. Without: a dict
+        dataset key -> that dict, for every dataset with a recommendation.
+
+    Raises:
+        ZooError: the registry has no such dataset (its datasets are named).
+
+    Example:
+
+    ```python
+    import keras_pu
+
+    choice = keras_pu.zoo.recommended("kvasir-seg")
+    model = keras_pu.zoo.load(choice["preset"])
+    ```
+    """
+    registry = registry_lib.load_registry()
+
+    def entry(ds):
+        if not ds.recommended:
+            return None
+        return {**ds.recommended, "dataset": ds.key, "task": ds.task}
+
+    if dataset is None:
+        return {
+            key: entry(ds)
+            for key, ds in registry.datasets.items()
+            if ds.recommended
+        }
+    def folded(text):  # "Kvasir-SEG", "kvasir_seg" and "kvasir-seg" alike
+        return "".join(c for c in str(text).lower() if c.isalnum())
+
+    key = next((k for k in registry.datasets if folded(k) == folded(dataset)),
+               None)
+    if key is None:
+        raise ZooError(
+            f"No dataset {dataset!r} in the preset registry; its datasets: "
+            f"{sorted(registry.datasets)}."
+        )
+    return entry(registry.datasets[key])

@@ -77,6 +77,10 @@ class Dataset:
     # (several seeds, SelfReg on/off): rows of {"label", "runs", "note",
     # "metrics": {name: {"mean", "std"}}}. Shown in the model cards.
     experiments: tuple = ()
+    # The preset to use for this dataset's task: {"preset": name, "why":
+    # text}, or None. `keras_pu.zoo.recommended()` and `keras-pu zoo list`
+    # show it.
+    recommended: dict | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -367,6 +371,7 @@ _PRESET_KEYS = {
 _DATASET_KEYS = {f.name for f in dataclasses.fields(Dataset)} - {
     "key",
     "experiments",  # optional
+    "recommended",  # optional
 }
 # Fields a dataset module of keras_pu.data.layouts declares (the one home
 # of a dataset's name, source, citation and terms): a registry entry of a
@@ -426,6 +431,16 @@ def _validate(data, path):
         for row in entry.get("experiments", []):
             if not isinstance(row, dict) or not {"label", "metrics"} <= set(row):
                 fail(f"dataset {key!r}: each experiment needs a label and metrics")
+        recommended = entry.get("recommended")
+        if recommended is not None:
+            if not isinstance(recommended, dict) or set(recommended) != {"preset", "why"}:
+                fail(f"dataset {key!r}: recommended must be {{preset, why}}")
+            chosen = data["presets"].get(recommended["preset"])
+            if chosen is None or canonical_key(chosen["dataset"]) != canonical_key(key):
+                fail(
+                    f"dataset {key!r}: recommended preset "
+                    f"{recommended['preset']!r} is not a preset of this dataset"
+                )
     for name, entry in data["presets"].items():
         where = f"preset {name!r}"
         missing = _PRESET_KEYS - set(entry)
