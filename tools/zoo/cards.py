@@ -303,8 +303,11 @@ def presets_table(registry):
         if preset.has_weights:
             size += f", {human_size(preset.weights_size)}"
         h, w = preset.input_size
+        chosen = preset.dataset.recommended or {}
+        # The registry's choice for the dataset's task (keras_pu.zoo.recommended).
+        mark = " (recommended)" if chosen.get("preset") == preset.name else ""
         rows.append(
-            f"| `{preset.name}` | {status} | {dataset_label(preset.dataset)} | "
+            f"| `{preset.name}`{mark} | {status} | {dataset_label(preset.dataset)} | "
             f"{h}x{w} | {size} | {dice} | {iou} |"
         )
     return "\n".join(rows)
