@@ -128,6 +128,28 @@ def test_zoom_matches_the_analytic_scaling(compute):
         assert iou(out_masks[i], masks[i][sy, sx]) > 0.9
 
 
+@pytest.mark.parametrize("compute", COMPUTE)
+def test_translation_draws_its_two_shifts_independently(compute):
+    # Keras's layers reuse an int seed for every draw of a call: the
+    # horizontal and vertical shifts came out equal (diagonal moves only).
+    augment = SegmentationAugmentation(**dict(OFF, translation=0.25),
+                                       backend=compute)
+    n = 32
+    masks = np.zeros((n, SIZE, SIZE), np.float32)
+    masks[:, 28:36, 28:36] = 1  # a centred square
+    images = np.repeat(masks[..., None], 3, axis=-1)
+    _, out = augment(images, masks, seed=5)
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    shifts = np.array([
+        ((yy * m).sum() / m.sum() - 31.5, (xx * m).sum() / m.sum() - 31.5)
+        for m in out if m.sum() > 0
+    ])
+    assert len(shifts) > n // 2
+    dy, dx = shifts[:, 0], shifts[:, 1]
+    assert np.mean(np.abs(dy - dx) > 1.0) > 0.5, shifts
+    assert abs(np.corrcoef(dy, dx)[0, 1]) < 0.6
+
+
 APPEARANCE = {"brightness": 0.5, "contrast": 0.5, "saturation": 0.8,
               "blur": 1.0, "gamma": 0.7, "noise": 0.2}
 

@@ -27,10 +27,11 @@ serves a torch or JAX model, it is kept on the CPU and its GPUs are hidden
 (if it has not started yet), so it cannot take the GPU memory the model
 needs.
 
-Randomness: each call draws its transformations with explicit integer seeds
-(`get_random_transformation(..., seed=...)`), derived from the call's
-`seed`, so a batch's augmentation depends only on (seed, epoch, batch index)
--- not on the number of workers or the order in which they run.
+Randomness: each call draws its transformations from explicit seeds
+(`get_random_transformation(..., seed=...)`, one seed generator per layer
+started at a seed derived from the call's `seed`), so a batch's augmentation
+depends only on (seed, epoch, batch index) -- not on the number of workers
+or the order in which they run.
 """
 
 import contextlib
@@ -84,6 +85,22 @@ def _tensorflow_cpu_scope():
         except (RuntimeError, ValueError):
             pass  # TensorFlow already started: the device scope still applies
     return tf.device("/CPU:0")
+
+
+def _seed_stream(layer, seed):
+    """A seed generator started at `seed`, for one call of a Keras
+    preprocessing layer, or None (the layer's own generator).
+
+    Keras 3.15's layers draw every random quantity of a call from the `seed`
+    argument they are given; an int seed is reused as is for each draw, so
+    two draws of the same shape come out equal: `RandomTranslation` moved
+    every image by the same fraction horizontally and vertically (along the
+    diagonal only) and `RandomGaussianBlur`'s sigma followed its apply-or-not
+    draw. A `SeedGenerator` advances between draws, so they are independent,
+    and the same `seed` still gives the same transformation."""
+    if seed is None:
+        return None
+    return keras.random.SeedGenerator(int(seed), backend=layer.backend)
 
 
 def _symmetric(value, name):
@@ -372,7 +389,7 @@ class SegmentationAugmentation:
             stacked = ops.convert_to_tensor(np.concatenate([images, masks], axis=-1))
             for _, layer in self.geometric_layers:
                 transformation = layer.get_random_transformation(
-                    stacked, training=True, seed=next(seeds)
+                    stacked, training=True, seed=_seed_stream(layer, next(seeds))
                 )
                 stacked = layer.transform_images(stacked, transformation, training=True)
             stacked = np.asarray(ops.convert_to_numpy(stacked), dtype=np.float32)
@@ -382,7 +399,7 @@ class SegmentationAugmentation:
             tensor = ops.convert_to_tensor(images)
             for _, layer in self.photometric_layers:
                 transformation = layer.get_random_transformation(
-                    tensor, training=True, seed=next(seeds)
+                    tensor, training=True, seed=_seed_stream(layer, next(seeds))
                 )
                 tensor = layer.transform_images(tensor, transformation, training=True)
             images = np.asarray(ops.convert_to_numpy(tensor), dtype=np.float32)
