@@ -123,3 +123,23 @@ def test_serialization_round_trip():
     assert restored.get_config() == loss.get_config()
     dice = keras.losses.deserialize(keras.losses.serialize(DiceLoss(smooth=2)))
     assert dice.smooth == 2.0
+
+
+def test_zero_weight_padding_does_not_change_the_mean_loss():
+    # Data-parallel validation pads its last batch with zero-weight blanks
+    # (keras_pu.training.pipeline.PaddedBatches); the trainer's reduction
+    # keeps the loss that of the real images.
+    rng = np.random.default_rng(0)
+    y_true = (rng.uniform(size=(3, 8, 8, 1)) > 0.5).astype("float32")
+    y_pred = rng.normal(size=(3, 8, 8, 1)).astype("float32")
+    pad_true = np.concatenate([y_true, np.zeros_like(y_true[:1])])
+    pad_pred = np.concatenate([y_pred, np.zeros_like(y_pred[:1])])
+    weights = np.array([1, 1, 1, 0], "float32")
+    loss = BCEDiceLoss(reduction="mean_with_sample_weight")
+    plain = float(to_numpy(loss(y_true, y_pred)))
+    padded = float(to_numpy(loss(pad_true, pad_pred, sample_weight=weights)))
+    np.testing.assert_allclose(padded, plain, rtol=1e-6)
+    # The default reduction would divide by the 4 slots.
+    default = float(to_numpy(BCEDiceLoss()(pad_true, pad_pred,
+                                           sample_weight=weights)))
+    np.testing.assert_allclose(default, plain * 3 / 4, rtol=1e-6)

@@ -61,9 +61,11 @@ class PaddedBatches(BatchWrapper):
     Data parallelism splits each batch evenly over the devices, so the last,
     smaller validation batch must be padded rather than dropped (dropping
     would leave images out of the validation score). The padding has weight
-    0, so the metrics are exactly those of the real images; the validation
-    loss, averaged by Keras per batch slot, is lowered by the padding's
-    share of the last batch.
+    0, so the metrics are exactly those of the real images, and so is the
+    loss of each batch (the trainer's loss reduction is
+    `mean_with_sample_weight`); Keras then averages the batches' losses
+    weighted by their padded size, a difference of at most
+    `multiple - 1` slots over the whole validation set.
 
     Args:
         sequence: a `keras.utils.PyDataset` yielding `(images, masks)`.

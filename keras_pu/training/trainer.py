@@ -186,6 +186,10 @@ def compile_model(model, recipe, steps_per_epoch):
             bce_weight=loss["bce_weight"],
             dice_weight=loss["dice_weight"],
             smooth=loss["smooth"],
+            # The mean over the images with weight 1: the zero-weight
+            # padding of a data-parallel validation batch (PaddedBatches)
+            # does not count. Without weights it is the plain batch mean.
+            reduction="mean_with_sample_weight",
         ),
         metrics=[
             Dice(threshold=threshold),
