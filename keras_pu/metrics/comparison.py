@@ -1,0 +1,180 @@
+"""Comparing two models on the same test images: a paired bootstrap.
+
+Two models scored on one test split differ by a mean per-image difference;
+whether that difference is more than the luck of which images made the
+split is what a paired bootstrap answers. Resampling the *images* (with
+replacement), and taking both models' scores of each drawn image together,
+keeps the pairing: an image that is hard for one model is usually hard for
+the other, and that shared difficulty cancels out of the difference.
+
+`paired_bootstrap(a, b)` works on two aligned arrays of per-image scores;
+`compare_per_image(csv_a, csv_b)` reads the `per_image.csv` files that
+`keras-pu evaluate` writes and aligns them by image id. numpy only.
+
+This measures the uncertainty from the test images for fixed trained
+models. It says nothing about training noise: a different seed gives a
+different model, so claims about architectures need several seeds as well
+(docs/results.md reports both).
+"""
+
+import csv
+import math
+import pathlib
+
+import numpy as np
+
+
+def paired_bootstrap(a, b, num_resamples=10000, confidence=0.95, seed=0):
+    """Bootstrap confidence interval of mean(a - b) over paired samples.
+
+    Args:
+        a: per-image scores of model A (1-D, finite).
+        b: per-image scores of model B, the same images in the same order.
+        num_resamples: bootstrap resamples. Defaults to 10000.
+        confidence: two-sided level of the percentile interval. Defaults to
+            0.95.
+        seed: seed of the resampling (the result is reproducible).
+
+    Returns:
+        dict with `num_images`, `mean_a`, `mean_b`, `mean_difference`
+        (mean of a - b), `ci_low`, `ci_high` (percentile interval of the
+        resampled mean differences), `confidence`, `num_resamples` and
+        `p_value`: the two-sided bootstrap p-value of "no difference"
+        (twice the smaller share of resampled means on either side of 0,
+        at most 1; with 10000 resamples it cannot go below 2e-4).
+
+    Raises:
+        ValueError: different lengths, fewer than 2 images, non-finite
+            scores, or an argument out of range.
+
+    Example:
+
+    ```python
+    from keras_pu.metrics.comparison import paired_bootstrap
+
+    result = paired_bootstrap(dice_pu, dice_res)
+    print(f"{result['mean_difference']:+.4f} "
+          f"[{result['ci_low']:+.4f}, {result['ci_high']:+.4f}]")
+    ```
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.ndim != 1 or b.ndim != 1 or a.shape != b.shape:
+        raise ValueError(
+            "paired_bootstrap: a and b must be 1-D per-image scores of the "
+            f"same images; got shapes {a.shape} and {b.shape}."
+        )
+    if len(a) < 2:
+        raise ValueError("paired_bootstrap: needs at least 2 images.")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError(
+            "paired_bootstrap: scores must be finite (drop the images whose "
+            "metric is undefined, e.g. HD95 with one empty mask, from both)."
+        )
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1); got {confidence!r}.")
+    if int(num_resamples) < 100:
+        raise ValueError(
+            f"num_resamples must be >= 100; got {num_resamples!r}."
+        )
+    num_resamples = int(num_resamples)
+    difference = a - b
+    rng = np.random.default_rng(seed)
+    means = np.empty(num_resamples)
+    # In chunks: 10000 x 2000 indices would be 160 MB at once.
+    chunk = max(1, 2_000_000 // len(a))
+    for start in range(0, num_resamples, chunk):
+        stop = min(start + chunk, num_resamples)
+        index = rng.integers(0, len(a), size=(stop - start, len(a)))
+        means[start:stop] = difference[index].mean(axis=1)
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(means, [tail, 1.0 - tail])
+    p_value = min(1.0, 2.0 * min(np.mean(means <= 0.0), np.mean(means >= 0.0)))
+    return {
+        "num_images": int(len(a)),
+        "mean_a": float(a.mean()),
+        "mean_b": float(b.mean()),
+        "mean_difference": float(difference.mean()),
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "confidence": float(confidence),
+        "num_resamples": num_resamples,
+        "p_value": float(max(p_value, 2.0 / num_resamples)),
+    }
+
+
+def read_per_image(path, metric):
+    """{image id: score} from a `per_image.csv` of `keras-pu evaluate`;
+    images whose `metric` is empty or NaN are left out.
+
+    Raises:
+        FileNotFoundError: no such file (the message says what writes it).
+        ValueError: the file has no `id` or no `metric` column.
+    """
+    path = pathlib.Path(path)
+    if path.is_dir():
+        path = path / "per_image.csv"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no per-image scores; `keras-pu evaluate MODEL --split "
+            "test` writes per_image.csv into its output folder."
+        )
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        columns = reader.fieldnames or []
+        if "id" not in columns or metric not in columns:
+            raise ValueError(
+                f"{path}: needs columns 'id' and {metric!r}; it has "
+                f"{columns}."
+            )
+        scores = {}
+        for row in reader:
+            text = (row[metric] or "").strip()
+            if not text:
+                continue
+            value = float(text)
+            if math.isfinite(value):
+                scores[row["id"]] = value
+    return scores
+
+
+def compare_per_image(path_a, path_b, metric="dice", **bootstrap_args):
+    """Paired bootstrap of two `keras-pu evaluate` outputs on one split.
+
+    Args:
+        path_a, path_b: `per_image.csv` files, or the folders holding them.
+        metric: a per-image column: `dice`, `iou`, `precision`, `recall` or
+            `hd95`. Defaults to `dice`.
+        **bootstrap_args: passed to `paired_bootstrap`.
+
+    Returns:
+        `paired_bootstrap`'s dict (A minus B) plus `metric` and
+        `left_out`: images without a finite score in either file.
+
+    Raises:
+        ValueError: the files score different images (not the same split).
+    """
+    a = read_per_image(path_a, metric)
+    b = read_per_image(path_b, metric)
+    all_a, all_b = _ids(path_a), _ids(path_b)
+    if all_a != all_b:
+        only_a, only_b = sorted(all_a - all_b), sorted(all_b - all_a)
+        raise ValueError(
+            f"{path_a} and {path_b} score different images ({len(only_a)} "
+            f"only in the first, e.g. {only_a[:3]}; {len(only_b)} only in "
+            "the second): evaluate both models on the same split."
+        )
+    common = sorted(set(a) & set(b))
+    result = paired_bootstrap([a[i] for i in common], [b[i] for i in common],
+                              **bootstrap_args)
+    result["metric"] = metric
+    result["left_out"] = len(all_a) - len(common)
+    return result
+
+
+def _ids(path):
+    path = pathlib.Path(path)
+    if path.is_dir():
+        path = path / "per_image.csv"
+    with open(path, newline="", encoding="utf-8") as f:
+        return {row["id"] for row in csv.DictReader(f)}
