@@ -29,10 +29,12 @@ PRESETS = (
     "pu_unet_isic", "resunet_isic", "pu_unet_kvasir",
     "resunet_kvasir", "pu_unet_busi", "resunet_busi",
     "pu_unet_efficientnet_lite0_kvasir", "resunet_efficientnet_lite0_kvasir",
+    "pu_unet_efficientnet_lite0_busi",
 )
 EXPECTED_CLASS = {
     "pu_unet_efficientnet_lite0_kvasir": "EncoderPUUNet",
     "resunet_efficientnet_lite0_kvasir": "EncoderResUNet",
+    "pu_unet_efficientnet_lite0_busi": "EncoderPUUNet",
 }
 
 
