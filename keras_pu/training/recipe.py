@@ -42,7 +42,7 @@ from keras_pu.training.errors import RecipeError
 from keras_pu.training.pipeline import check_augmentation
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
-SCHEDULES = ("cosine", "constant")
+SCHEDULES = ("cosine", "poly", "constant")
 # "auto": keras_pu.hardware.choose_precision() picks one when a run starts
 # (and the run's recipe.json records the policy it picked).
 DTYPE_POLICIES = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
@@ -211,11 +211,12 @@ SCHEMA = {
     },
     "schedule": {
         "name": _Field(str, "cosine", "learning-rate schedule: 'cosine' "
-                       "(decay to min_lr_ratio * learning_rate) or "
-                       "'constant'", choices=SCHEDULES),
+                       "(decay to min_lr_ratio * learning_rate), 'poly' "
+                       "(nnU-Net's (1 - progress) ** 0.9 to min_lr_ratio * "
+                       "learning_rate) or 'constant'", choices=SCHEDULES),
         "warmup_epochs": _Field(int, 0, "linear warm-up from 0", check=_non_negative),
         "min_lr_ratio": _Field(float, 0.01, "final learning rate / peak "
-                               "(cosine)", check=_non_negative),
+                               "(cosine, poly)", check=_non_negative),
     },
     "loss": {
         "bce_weight": _Field(float, 1.0, "weight of binary cross-entropy",

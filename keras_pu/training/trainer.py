@@ -54,6 +54,7 @@ from keras_pu.training.callbacks import read_state
 from keras_pu.training.pipeline import EpochSync
 from keras_pu.training.recipe import Recipe
 from keras_pu.training.recipe import RecipeError
+from keras_pu.training.schedules import WarmupPolynomialDecay
 from keras_pu.data.recipe_splits import load_recipe_dataset
 from keras_pu.data.recipe_splits import split_dataset
 
@@ -122,7 +123,8 @@ def build_model(recipe):
 
 
 def build_schedule(recipe, steps_per_epoch):
-    """The learning-rate schedule: linear warm-up, then cosine or constant."""
+    """The learning-rate schedule: linear warm-up, then cosine, poly or
+    constant."""
     lr = recipe.get("optimizer.learning_rate")
     schedule = recipe["schedule"]
     epochs = recipe.get("training.epochs")
@@ -130,6 +132,13 @@ def build_schedule(recipe, steps_per_epoch):
     # A run shortened below its warm-up (e.g. --epochs 1 for a smoke test)
     # warms up over all but its last step.
     warmup = min(schedule["warmup_epochs"] * steps_per_epoch, total - 1)
+    if schedule["name"] == "poly":
+        return WarmupPolynomialDecay(
+            lr,
+            decay_steps=max(1, total - warmup),
+            warmup_steps=warmup,
+            end_learning_rate=lr * min(1.0, schedule["min_lr_ratio"]),
+        )
     alpha = schedule["min_lr_ratio"] if schedule["name"] == "cosine" else 1.0
     if schedule["name"] == "constant" and not warmup:
         return lr
