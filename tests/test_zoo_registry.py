@@ -29,12 +29,13 @@ PRESETS = (
     "pu_unet_isic", "resunet_isic", "pu_unet_kvasir",
     "resunet_kvasir", "pu_unet_busi", "resunet_busi",
     "pu_unet_efficientnet_lite0_kvasir", "resunet_efficientnet_lite0_kvasir",
-    "pu_unet_efficientnet_lite0_busi",
+    "pu_unet_efficientnet_lite0_busi", "pu_unet_efficientnet_lite0_isic",
 )
 EXPECTED_CLASS = {
     "pu_unet_efficientnet_lite0_kvasir": "EncoderPUUNet",
     "resunet_efficientnet_lite0_kvasir": "EncoderResUNet",
     "pu_unet_efficientnet_lite0_busi": "EncoderPUUNet",
+    "pu_unet_efficientnet_lite0_isic": "EncoderPUUNet",
 }
 
 
