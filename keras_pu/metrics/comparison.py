@@ -111,6 +111,11 @@ def read_per_image(path, metric):
         FileNotFoundError: no such file (the message says what writes it).
         ValueError: the file has no `id` or no `metric` column.
     """
+    return _read_scores(path, metric)[1]
+
+
+def _read_scores(path, metric):
+    """(every image id of the file, {id: finite score})."""
     path = pathlib.Path(path)
     if path.is_dir():
         path = path / "per_image.csv"
@@ -127,15 +132,16 @@ def read_per_image(path, metric):
                 f"{path}: needs columns 'id' and {metric!r}; it has "
                 f"{columns}."
             )
-        scores = {}
+        ids, scores = set(), {}
         for row in reader:
+            ids.add(row["id"])
             text = (row[metric] or "").strip()
             if not text:
                 continue
             value = float(text)
             if math.isfinite(value):
                 scores[row["id"]] = value
-    return scores
+    return ids, scores
 
 
 def compare_per_image(path_a, path_b, metric="dice", **bootstrap_args):
@@ -154,9 +160,8 @@ def compare_per_image(path_a, path_b, metric="dice", **bootstrap_args):
     Raises:
         ValueError: the files score different images (not the same split).
     """
-    a = read_per_image(path_a, metric)
-    b = read_per_image(path_b, metric)
-    all_a, all_b = _ids(path_a), _ids(path_b)
+    all_a, a = _read_scores(path_a, metric)
+    all_b, b = _read_scores(path_b, metric)
     if all_a != all_b:
         only_a, only_b = sorted(all_a - all_b), sorted(all_b - all_a)
         raise ValueError(
@@ -171,10 +176,3 @@ def compare_per_image(path_a, path_b, metric="dice", **bootstrap_args):
     result["left_out"] = len(all_a) - len(common)
     return result
 
-
-def _ids(path):
-    path = pathlib.Path(path)
-    if path.is_dir():
-        path = path / "per_image.csv"
-    with open(path, newline="", encoding="utf-8") as f:
-        return {row["id"] for row in csv.DictReader(f)}
