@@ -381,3 +381,36 @@ def _caption_bar(caption, width):
 
 def read_json(path):
     return json.loads(pathlib.Path(path).read_text())
+
+
+def find_gate(spec):
+    """The `keras_pu.postprocess.PeakGate` that comes with a model, or None.
+
+    A run folder or Keras model folder holds it as `postprocess.json`
+    (written by `keras-pu calibrate`); a `.keras` file has it beside it (or
+    one folder up, for a run's checkpoints); a preset name or
+    `hf://keras-pu/<preset>` handle has it in the zoo registry (the
+    preset's `postprocess` entry).
+    """
+    from keras_pu.postprocess import GATE_FILE
+    from keras_pu.postprocess import PeakGate
+
+    text = str(spec)
+    path = pathlib.Path(text).expanduser()
+    if path.exists():
+        folders = [path] if path.is_dir() else [path.parent, path.parent.parent]
+        for folder in folders:
+            if (folder / GATE_FILE).is_file():
+                return PeakGate.load(folder / GATE_FILE)
+        return None
+    name = text[len("hf://"):] if text.startswith("hf://") else text
+    name = name.split("@")[0]
+    from keras_pu.zoo.registry import load_registry
+
+    registry = load_registry()
+    preset = registry.presets.get(name) or registry.preset_for_repo(name)
+    if preset is None or preset.postprocess is None:
+        return None
+    return PeakGate.from_config(
+        preset.postprocess["gate"], source=f"preset {preset.name!r}'s gate"
+    )

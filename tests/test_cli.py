@@ -352,6 +352,81 @@ def test_evaluate_and_predict_a_preset_folder(trained_run, busi, tmp_path):
     assert (tmp_path / "pr" / f"{image}_mask.png").is_file()
 
 
+def test_calibrate_a_gate_on_val_and_apply_it(trained_run, busi, tmp_path,
+                                             capsys):
+    """evaluate --split val -> calibrate -> evaluate/predict --gate model,
+    on a copy of the run (a Keras model folder with its recipe)."""
+    folder = tmp_path / "model"
+    keras.saving.load_model(trained_run / "model.keras").save(folder, zipped=False)
+    (folder / "recipe.json").write_text((trained_run / "recipe.json").read_text())
+    val = folder / "eval_val"
+    assert cli("evaluate", folder, "--data", busi.root, "--split", "all",
+               "--output", val) == 0
+    with open(val / "per_image.csv") as f:
+        rows = list(csv.DictReader(f))
+    peaks = [float(r["peak_probability"]) for r in rows]
+    assert all(0 <= p <= 1 for p in peaks) and "gated" not in rows[0]
+    capsys.readouterr()
+    assert cli("calibrate", val) == 0
+    assert "wrote" in capsys.readouterr().out
+    gate = json.loads((folder / "postprocess.json").read_text())
+    from keras_pu.postprocess import choose_peak_gate
+
+    expected = choose_peak_gate(peaks, [float(r["dice"]) for r in rows],
+                                [r["gt_empty"] == "True" for r in rows])
+    assert gate["min_peak_probability"] == expected["min_peak_probability"]
+    assert gate["calibration"]["num_images"] == 9
+    # Applying it reproduces the calibration's Dice on the same images.
+    out = tmp_path / "gated"
+    assert cli("evaluate", folder, "--data", busi.root, "--split", "all",
+               "--gate", "model", "--output", out) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["gate"] == gate["min_peak_probability"]
+    assert metrics["dice"] == pytest.approx(expected["dice_after"])
+    # A gate of 1 empties every mask: no false positives, every lesion
+    # missed (the peaks of this tiny model are below 1).
+    assert max(peaks) < 1
+    out = tmp_path / "all_gated"
+    assert cli("evaluate", folder, "--data", busi.root, "--split", "all",
+               "--gate", "1", "--output", out) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["empty_gt_false_positive_rate"] == 0
+    assert metrics["missed_lesion_images"] == 9 - 3
+    with open(out / "per_image.csv") as f:
+        assert all(r["gated"] == "True" for r in csv.DictReader(f))
+    image = next(iter(busi.masks))
+    assert cli("predict", folder,
+               busi.root / "Dataset_BUSI_with_GT" / image.split(" ")[0] /
+               f"{image}.png", "--gate", "1", "--output", tmp_path / "pr") == 0
+    mask = np.asarray(Image.open(tmp_path / "pr" / f"{image}_mask.png"))
+    assert mask.shape == busi.masks[image].shape and not mask.any()
+
+    # Bad uses: a gate chosen on test results, a gated evaluation, no gate
+    # to apply, a file in the way, a gate out of range.
+    def error(*args):
+        assert cli(*args) == 2
+        return capsys.readouterr().err
+
+    test_eval = tmp_path / "eval_test"
+    assert cli("evaluate", folder, "--data", busi.root, "--split", "test",
+               "--output", test_eval) == 0
+    assert "test-split results" in error("calibrate", test_eval, "-o",
+                                         tmp_path / "g.json")
+    assert "evaluated with a gate" in error("calibrate", out, "-o",
+                                            tmp_path / "g.json")
+    assert "already exists" in error("calibrate", val)
+    outside = tmp_path / "outside"
+    assert cli("evaluate", folder, "--data", busi.root, "--split", "val",
+               "--output", outside) == 0
+    assert "not inside a run" in error("calibrate", outside)
+    assert "comes with no gate" in error(
+        "evaluate", trained_run, "--gate", "model")
+    assert "must be none, model or a number" in error(
+        "evaluate", trained_run, "--gate", "high")
+    assert "in [0, 1]" in error("predict", trained_run, tmp_path, "-o",
+                                tmp_path / "o", "--gate", "1.5")
+
+
 # --- bad inputs --------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ LAYERS = {
     "layers": 1,
     "losses": 1,
     "metrics": 1,
+    "postprocess": 1,  # probability maps to masks: numpy only
     "data": 1,
     "models": 2,
     "selfreg": 3,  # its callback attaches to a models.SegmentationModel

@@ -46,6 +46,20 @@ def test_zoo_info_and_its_errors(untrained_registry, capsys):
     assert "no trained weights yet" in capsys.readouterr().err
 
 
+def test_zoo_info_shows_a_presets_gate_and_its_metrics(capsys):
+    gated = [n for n, p in registry_lib.load_registry().presets.items() if p.postprocess]
+    assert gated, "no preset has an image-level gate"
+    for name in gated:
+        assert main(["zoo", "info", name]) == 0
+        out = capsys.readouterr().out
+        gate = zoo.info(name)["postprocess"]["gate"]["min_peak_probability"]
+        assert f"With its image-level gate {gate:.4f}" in out
+        dice = zoo.info(name)["postprocess"]["test_metrics"]["values"]["dice"]
+        assert f"{dice:.4f}" in out.split("With its image-level gate")[1]
+    assert main(["zoo", "info", "pu_unet_kvasir"]) == 0
+    assert "image-level gate" not in capsys.readouterr().out
+
+
 def test_demo_without_any_trained_preset_fails_clearly(untrained_registry, tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 2
     err = capsys.readouterr().err

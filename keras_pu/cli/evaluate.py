@@ -3,6 +3,8 @@ JSON and a per-image CSV."""
 
 import argparse
 
+from keras_pu.cli.calibrate import add_gate_argument
+from keras_pu.cli.calibrate import resolve_gate
 from keras_pu.cli.train import _image_size
 
 EXAMPLES = """\
@@ -15,6 +17,11 @@ probabilities, then thresholded at p > threshold) before scoring. Dice, IoU,
 precision, recall and HD95 are computed per image and averaged over images;
 the image-level false-positive rate is over images whose ground truth is
 empty. See keras_pu/metrics/evaluation.py for the exact definitions.
+
+--gate model applies the image-level gate that comes with the model (a
+run's postprocess.json from `keras-pu calibrate`, or a preset's): images
+whose highest probability is below it get an empty mask. per_image.csv
+records each image's peak_probability either way (what calibrate reads).
 """
 
 
@@ -48,6 +55,7 @@ def add_parser(subparsers):
                    help="foreground when probability > threshold (0.5)")
     p.add_argument("--tta", choices=("none", "hflip", "vflip", "flip"),
                    default="none", help="test-time flip augmentation")
+    add_gate_argument(p)
     p.add_argument("--image-size", metavar="N|HxW", type=_image_size,
                    help="model input size (default: the model's)")
     p.add_argument("--batch-size", type=int, default=8)
@@ -101,6 +109,8 @@ def run(args):
     from keras_pu.inference import load_segmentation_model
     from keras_pu.metrics import SegmentationEvaluator
     from keras_pu.data.recipe_splits import split_dataset
+    from keras_pu.postprocess import GateError
+    from keras_pu.postprocess import peak_probability
 
     def fail(message):
         print(f"keras-pu evaluate: error: {message}", file=sys.stderr)
@@ -110,6 +120,7 @@ def run(args):
         return fail(f"--threshold must be in [0, 1), got {args.threshold}")
     try:
         image_size = args.image_size
+        gate = resolve_gate(args.gate, args.model, args.threshold)
         model, recipe = load_segmentation_model(args.model)
         path, layout, split_name, seed = _resolve_data(args, recipe)
         dataset = load_dataset(
@@ -142,8 +153,15 @@ def run(args):
         evaluator = SegmentationEvaluator(
             threshold=args.threshold, hd95_one_empty=args.hd95_one_empty
         )
-    except (ModelLoadError, DatasetError, ValueError, ImageReadError) as e:
+    except (ModelLoadError, DatasetError, ValueError, ImageReadError,
+            GateError) as e:
         return fail(str(e))
+    if gate is not None and gate.tta != args.tta:
+        print(
+            f"keras-pu evaluate: warning: the gate was chosen with TTA "
+            f"{gate.tta}, this run uses {args.tta}: its value may not carry "
+            "over.", file=sys.stderr,
+        )
 
     model_path = pathlib.Path(args.model)
     if args.output:
@@ -154,11 +172,15 @@ def run(args):
         out_dir = pathlib.Path(f"eval_{model_path.stem}_{args.split}")
     out_dir.mkdir(parents=True, exist_ok=True)
 
+    gate_text = (
+        "" if gate is None
+        else f", gate {gate.min_peak_probability:.4f} (peak probability)"
+    )
     print(
         f"keras-pu evaluate: {args.model} on {dataset.name} "
         f"({args.split}: {len(subset)} images), input "
-        f"{segmenter.height}x{segmenter.width}, TTA {args.tta}, backend "
-        f"{keras.backend.backend()}",
+        f"{segmenter.height}x{segmenter.width}, TTA {args.tta}{gate_text}, "
+        f"backend {keras.backend.backend()}",
         flush=True,
     )
     progress = keras.utils.Progbar(len(subset), unit_name="image")
@@ -184,7 +206,12 @@ def run(args):
                     f"{prob.shape[0]} but its mask is {truth.shape[1]}x"
                     f"{truth.shape[0]}."
                 )
-            evaluator.add(sample.id, prob, truth, metadata=sample.metadata)
+            extra = {"peak_probability": peak_probability(prob)}
+            if gate is not None:
+                extra["gated"] = not gate.keeps(prob)
+                prob = gate.apply(prob)
+            evaluator.add(sample.id, prob, truth,
+                          metadata={**extra, **(sample.metadata or {})})
         progress.add(len(chunk))
     seconds = time.time() - start
 
@@ -197,6 +224,7 @@ def run(args):
         "split_name": split_name,
         "input_size": [segmenter.height, segmenter.width],
         "tta": args.tta,
+        "gate": None if gate is None else gate.min_peak_probability,
         "scored_at": "original image size (probabilities resized bilinearly, "
         "then thresholded)",
         "backend": keras.backend.backend(),

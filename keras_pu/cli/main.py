@@ -13,7 +13,7 @@ import sys
 
 # Order shown in --help. A subcommand's module is imported only to register
 # its arguments; the heavy imports happen inside run().
-SUBCOMMANDS = ("train", "evaluate", "compare", "predict", "zoo", "demo", "export")
+SUBCOMMANDS = ("train", "evaluate", "calibrate", "compare", "predict", "zoo", "demo", "export")
 BACKENDS = ("tensorflow", "torch", "jax")
 
 

@@ -3,6 +3,8 @@ PNGs and overlay PNGs at each image's original size."""
 
 import argparse
 
+from keras_pu.cli.calibrate import add_gate_argument
+from keras_pu.cli.calibrate import resolve_gate
 from keras_pu.cli.train import _image_size
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif",
@@ -12,6 +14,7 @@ EXAMPLES = """\
 examples:
   keras-pu predict runs/pu_kvasir polyp.jpg --output out/
   keras-pu predict model.keras scans/ --output out/ --tta flip --recursive
+  keras-pu predict resunet_efficientnet_lite0_busi scans/ -o out/ --gate model
 
 For each image NAME.EXT: NAME_mask.png (0/255 grayscale) and
 NAME_overlay.png (the mask tinted over the image), both at the image's
@@ -42,6 +45,7 @@ def add_parser(subparsers):
                    "(flip: identity + both flips, averaged)")
     p.add_argument("--threshold", type=float, default=0.5,
                    help="foreground when probability > threshold (0.5)")
+    add_gate_argument(p)
     p.add_argument("--recursive", "-r", action="store_true",
                    help="look for images in sub-folders too")
     p.add_argument("--no-overlay", action="store_true",
@@ -104,6 +108,7 @@ def run(args):
     from keras_pu.inference import ModelLoadError
     from keras_pu.inference import Segmenter
     from keras_pu.inference import load_segmentation_model
+    from keras_pu.postprocess import GateError
 
     def fail(message):
         print(f"keras-pu predict: error: {message}", file=sys.stderr)
@@ -113,10 +118,11 @@ def run(args):
         return fail(f"--threshold must be in [0, 1), got {args.threshold}")
     try:
         image_size = args.image_size
+        args.peak_gate = resolve_gate(args.gate, args.model, args.threshold)
         model, recipe = load_segmentation_model(args.model)
         segmenter = Segmenter(model, image_size=image_size, recipe=recipe,
                               tta=args.tta, batch_size=args.batch_size)
-    except (ModelLoadError, ValueError) as e:
+    except (ModelLoadError, ValueError, GateError) as e:
         return fail(str(e))
 
     files, failures = collect_inputs(args.inputs, args.recursive)
@@ -127,8 +133,10 @@ def run(args):
     out_dir.mkdir(parents=True, exist_ok=True)
     print(
         f"keras-pu predict: {len(files)} image(s) with {args.model} (input "
-        f"{segmenter.height}x{segmenter.width}, TTA {args.tta}, backend "
-        f"{keras.backend.backend()}) -> {out_dir}",
+        f"{segmenter.height}x{segmenter.width}, TTA {args.tta}, "
+        + ("" if args.peak_gate is None else
+           f"gate {args.peak_gate.min_peak_probability:.4f}, ")
+        + f"backend {keras.backend.backend()}) -> {out_dir}",
         flush=True,
     )
     progress = keras.utils.Progbar(max(1, len(files)), unit_name="image")
@@ -218,7 +226,8 @@ def _write(out_dir, name, path, prob, args):
     from keras_pu.data import read_image
     from keras_pu.inference import overlay
 
-    mask = prob > args.threshold
+    gate = getattr(args, "peak_gate", None)
+    mask = prob > args.threshold if gate is None else gate.mask(prob)
     target = out_dir / f"{name}_mask.png"
     target.parent.mkdir(parents=True, exist_ok=True)
     _save_png(Image.fromarray(mask.astype(np.uint8) * 255, "L"), target)

@@ -135,6 +135,14 @@ def _info(args):
         lines.append(f"  Test metrics ({m.get('split') or 'test'} split):")
         for key, value in m["values"].items():
             lines.append(f"    {key:<12} {value:.4f}")
+        if data["postprocess"]:
+            gate = data["postprocess"]["gate"]["min_peak_probability"]
+            lines.append(
+                f"  With its image-level gate {gate:.4f} (--gate model, "
+                "chosen on the val split):"
+            )
+            for key, value in data["postprocess"]["test_metrics"]["values"].items():
+                lines.append(f"    {key:<12} {value:.4f}")
     else:
         lines.append("  Test metrics:  not trained yet")
     ref = ds["paper_reference"]

@@ -43,7 +43,10 @@ def info(name):
     `weights_terms`, `hub` (`repo_id`, `revision`, `url`), `files`
     (filename -> sha256 and size), `metrics` (measured test metrics or
     None), `recommended` (True when it is the preset to use for its
-    dataset's task, see `recommended()`), `load` (the line that loads it).
+    dataset's task, see `recommended()`), `postprocess` (None, or the
+    image-level gate chosen on validation images: `gate`, a
+    `keras_pu.postprocess.PeakGate` config, and `test_metrics` with it),
+    `load` (the line that loads it).
 
     Raises:
         UnknownPresetError: unknown name (close names are suggested).
@@ -85,6 +88,7 @@ def info(name):
             preset.dataset.recommended
             and preset.dataset.recommended["preset"] == preset.name
         ),
+        "postprocess": preset.postprocess,
         "load": f'keras_pu.zoo.load("{preset.name}")',
     }
 

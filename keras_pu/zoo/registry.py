@@ -105,6 +105,11 @@ class Preset:
     # How the weights were trained (hardware, backend, image size, epochs,
     # wall time), for the model card; None when unknown or untrained.
     training: dict | None = None
+    # The image-level gate chosen on validation images, or None:
+    # {"gate": keras_pu.postprocess.PeakGate config, "test_metrics": the
+    # test metrics with the gate, like `metrics`}. Applied by `keras-pu
+    # evaluate/predict --gate model`; reported next to `metrics`.
+    postprocess: dict | None = None
 
     @property
     def has_weights(self):
@@ -354,6 +359,7 @@ def _make_preset(name, entry, datasets):
         files=files,
         metrics=entry["metrics"],
         training=entry.get("training"),
+        postprocess=entry.get("postprocess"),
     )
 
 
@@ -450,6 +456,23 @@ def _validate(data, path):
             fail(f"{where} names unknown dataset {entry['dataset']!r}")
         if entry.get("training") is not None and not isinstance(entry["training"], dict):
             fail(f"{where}: training must be an object")
+        postprocess = entry.get("postprocess")
+        if postprocess is not None:
+            from keras_pu.postprocess import GateError
+            from keras_pu.postprocess import PeakGate
+
+            if not isinstance(postprocess, dict) or set(postprocess) != {
+                "gate", "test_metrics"
+            }:
+                fail(f"{where}: postprocess must be {{gate, test_metrics}}")
+            try:
+                gate = PeakGate.from_config(postprocess["gate"], source="its gate")
+            except GateError as e:
+                fail(f"{where}: {e}")
+            if (gate.calibration or {}).get("split") != "val":
+                fail(f"{where}: its gate must be chosen on the val split")
+            if not entry["files"]:
+                fail(f"{where}: a postprocess gate but no trained weights")
         arch = entry["architecture"]
         if not isinstance(arch, dict) or set(arch) != {"class_name", "config"}:
             fail(f"{where}: architecture must be {{class_name, config}}")

@@ -187,10 +187,45 @@ def _results_section(registry, preset):
     for key, value in metrics["values"].items():
         rows.append(f"| {metric_name(key)} | {value:.4f} |")
     lines = [head + ":", ""] + rows + [""]
+    lines += gate_section(preset)
     lines += comparison_table(registry, preset.dataset, highlight=preset.name)
     lines += ["", paper]
     if preset.training:
         lines += ["", "**Compute.** " + training_text(preset.training)]
+    return lines
+
+
+def gate_section(preset):
+    """Markdown lines on the preset's image-level gate (none without one)."""
+    if not preset.postprocess:
+        return []
+    gate = preset.postprocess["gate"]
+    test = preset.postprocess["test_metrics"]
+    calibration = gate.get("calibration") or {}
+    value = gate["min_peak_probability"]
+    lines = [
+        f"**With the image-level gate** (`--gate model`): an image whose "
+        f"highest probability is below {value:.4f} gets an empty mask. The "
+        f"value was chosen on the {calibration.get('num_images', '?')} "
+        f"validation images ({calibration.get('num_empty', '?')} without a "
+        "target) to maximise their mean Dice, never on the test split "
+        "(`keras-pu calibrate`). Test split with the gate:",
+        "",
+        "| Metric | Without gate | With gate |",
+        "|---|---|---|",
+    ]
+    for key, with_gate in test["values"].items():
+        without = preset.metrics["values"].get(key)
+        cell = "—" if without is None else f"{without:.4f}"
+        lines.append(f"| {metric_name(key)} | {cell} | {with_gate:.4f} |")
+    lines += [
+        "",
+        f"Apply it with `keras-pu predict {preset.name} images/ -o masks/ "
+        f"--gate model` (or `keras_pu.inference.find_gate(\"{preset.name}\")` "
+        "in Python). It empties the masks of lesions the model is unsure of "
+        "too; with few normal validation images the value is noisy.",
+        "",
+    ]
     return lines
 
 
@@ -297,6 +332,10 @@ def presets_table(registry):
             values = preset.metrics["values"]
             dice = f"{values['dice']:.3f}" if "dice" in values else "—"
             iou = f"{values['iou']:.3f}" if "iou" in values else "—"
+            if preset.postprocess:
+                gated = preset.postprocess["test_metrics"]["values"]
+                dice += f" ({gated['dice']:.3f} gated)"
+                iou += f" ({gated['iou']:.3f} gated)"
         else:
             dice = iou = "not trained yet"
         size = f"{preset.parameters / 1e6:.2f} M params"

@@ -289,6 +289,60 @@ def refresh_cards(
     return changed
 
 
+def add_gate(name, gate_path, metrics_path, registry_path=None, zoo_dir=None,
+             log=print):
+    """Records a preset's image-level gate and its test metrics.
+
+    Args:
+        name: a trained preset.
+        gate_path: the `postprocess.json` that `keras-pu calibrate` wrote
+            from the preset's validation results.
+        metrics_path: the metrics JSON of `keras-pu evaluate --split test
+            --gate ...` with that gate.
+
+    The gate must have been chosen on the val split and the metrics must be
+    test-split metrics measured with exactly that gate; the card is then
+    regenerated (and the pinned revision reset).
+
+    Raises:
+        ZooError: any of those checks fails.
+    """
+    from keras_pu.postprocess import GateError
+    from keras_pu.postprocess import PeakGate
+
+    registry = registry_lib.load_registry(registry_path)
+    preset = registry.get(name)
+    if not preset.has_weights:
+        raise ZooError(f"{name} has no trained weights: add the preset first.")
+    try:
+        gate = PeakGate.load(_existing(gate_path, "gate file"))
+    except GateError as e:
+        raise ZooError(str(e)) from None
+    if (gate.calibration or {}).get("split") != "val":
+        raise ZooError(
+            f"{gate_path}: the gate was not chosen on the val split; run "
+            "`keras-pu calibrate` on `keras-pu evaluate --split val` results."
+        )
+    data = _read_json(_existing(metrics_path, "metrics file"))
+    if data.get("split") != "test" or data.get("gate") != gate.min_peak_probability:
+        raise ZooError(
+            f"{metrics_path}: expected test-split metrics measured with gate "
+            f"{gate.min_peak_probability} (`keras-pu evaluate --split test "
+            f"--gate ...`); found split {data.get('split')!r}, gate "
+            f"{data.get('gate')!r}."
+        )
+    test_metrics = summarize_metrics(data, metrics_path)
+    registry.update_preset(
+        name, postprocess={"gate": gate.get_config(), "test_metrics": test_metrics}
+    )
+    registry.save()
+    log(
+        f"{name}: gate {gate.min_peak_probability:.4f}, test Dice "
+        f"{test_metrics['values']['dice']:.4f} with it"
+    )
+    refresh_cards(registry_path, zoo_dir, None, log=log, names=[name])
+
+
 def _existing(path, what):
     path = pathlib.Path(path)
     if not path.is_file():
