@@ -390,27 +390,51 @@ def find_gate(spec):
     (written by `keras-pu calibrate`); a `.keras` file has it beside it (or
     one folder up, for a run's checkpoints); a preset name or
     `hf://keras-pu/<preset>` handle has it in the zoo registry (the
-    preset's `postprocess` entry).
+    preset's `postprocess` entry), and so does a preset's folder (`zoo/`,
+    `keras-pu zoo download`), recognised by its weights' sha256.
     """
     from keras_pu.postprocess import GATE_FILE
     from keras_pu.postprocess import PeakGate
+    from keras_pu.zoo.registry import load_registry
 
     text = str(spec)
     path = pathlib.Path(text).expanduser()
+    registry = load_registry()
     if path.exists():
         folders = [path] if path.is_dir() else [path.parent, path.parent.parent]
         for folder in folders:
             if (folder / GATE_FILE).is_file():
                 return PeakGate.load(folder / GATE_FILE)
-        return None
-    name = text[len("hf://"):] if text.startswith("hf://") else text
-    name = name.split("@")[0]
-    from keras_pu.zoo.registry import load_registry
-
-    registry = load_registry()
-    preset = registry.presets.get(name) or registry.preset_for_repo(name)
+        preset = _preset_of_folder(path, registry) if path.is_dir() else None
+    else:
+        name = text[len("hf://"):] if text.startswith("hf://") else text
+        name = name.split("@")[0]
+        preset = registry.presets.get(name) or registry.preset_for_repo(name)
     if preset is None or preset.postprocess is None:
         return None
     return PeakGate.from_config(
         preset.postprocess["gate"], source=f"preset {preset.name!r}'s gate"
     )
+
+
+def _preset_of_folder(folder, registry):
+    """The registry preset whose weights file is `folder`'s (same sha256),
+    or None."""
+    from keras_pu.zoo.integrity import sha256_of
+
+    weights = pathlib.Path(folder) / "model.weights.h5"
+    if not weights.is_file():
+        return None
+    size = weights.stat().st_size
+    candidates = [
+        p for p in registry.presets.values()
+        if p.postprocess is not None and "model.weights.h5" in p.files
+        and p.files["model.weights.h5"].size == size
+    ]
+    if not candidates:
+        return None
+    digest = sha256_of(weights)
+    for preset in candidates:
+        if preset.files["model.weights.h5"].sha256 == digest:
+            return preset
+    return None

@@ -495,6 +495,9 @@ def test_add_gate_records_a_validation_gate_and_its_test_metrics(
     assert find_gate("tiny_pu").min_peak_probability == 0.9
     assert find_gate(f"hf://{preset.repo_id}").min_peak_probability == 0.9
     assert find_gate("tiny_res") is None
+    # A preset's folder (zoo/ or a download) is recognised by its weights.
+    assert find_gate(zoo_dir / "tiny_pu").min_peak_probability == 0.9
+    assert find_gate(zoo_dir / "tiny_res") is None
     assert zoo.info("tiny_pu")["postprocess"]["gate"]["min_peak_probability"] == 0.9
 
 
