@@ -154,6 +154,38 @@ def _onednn_enabled(backend):
     return False
 
 
+_CHANNELS_FIRST_SUPPORT = {}
+
+
+def tensorflow_runs_channels_first():
+    """Whether TensorFlow runs a channels-first (NCHW) convolution on its
+    default device.
+
+    GPUs do; on a CPU only TensorFlow's oneDNN kernels do, and TensorFlow
+    turns oneDNN on by default only on CPUs with AVX512-VNNI/BF16 or AMX
+    (or when `TF_ENABLE_ONEDNN_OPTS=1`). On others (e.g. AVX2-only
+    x86 CPUs) an NCHW convolution fails with "The Conv2D op currently only
+    supports the NHWC tensor format on the CPU". Probed once with a 2x2
+    convolution (run eagerly even while a function is being traced) and
+    cached.
+    """
+    if "tensorflow" not in _CHANNELS_FIRST_SUPPORT:
+        import tensorflow as tf
+
+        with tf.init_scope():
+            try:
+                tf.nn.conv2d(
+                    tf.zeros((1, 1, 2, 2)), tf.zeros((1, 1, 1, 1)),
+                    strides=1, padding="VALID", data_format="NCHW",
+                )
+                supported = True
+            except (tf.errors.UnimplementedError,
+                    tf.errors.InvalidArgumentError):
+                supported = False
+        _CHANNELS_FIRST_SUPPORT["tensorflow"] = supported
+    return _CHANNELS_FIRST_SUPPORT["tensorflow"]
+
+
 def choose_precision(backend=None, device=None, flags=None,
                      depthwise=False):
     """The fastest safe dtype policy for this backend and device.

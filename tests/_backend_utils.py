@@ -98,3 +98,22 @@ def function_gradients(fn, *args):
         )(*args)
         return float(value), [to_numpy(g) for g in grads]
     raise NotImplementedError(name)
+
+
+def backend_runs_channels_first():
+    """False only under TensorFlow on a device that cannot run NCHW
+    convolutions (a CPU without oneDNN: TensorFlow enables it only on CPUs
+    with AVX512-VNNI/BF16 or AMX)."""
+    if keras.backend.backend() != "tensorflow":
+        return True
+    from keras_pu.hardware import tensorflow_runs_channels_first
+
+    return tensorflow_runs_channels_first()
+
+
+NO_CHANNELS_FIRST_REASON = (
+    "TensorFlow runs channels-first convolutions on a CPU only with oneDNN, "
+    "which it enables only on CPUs with AVX512-VNNI/BF16 or AMX; this CPU "
+    "has neither (keras-pu's models fall back to channels-last compute: "
+    "tests/test_models.py)"
+)

@@ -10,6 +10,8 @@ import keras_pu
 from keras_pu.layers import ProductUnit2D
 from keras_pu.layers import ProductUnitResidualBlock
 from keras_pu.layers import ResidualBlock
+from tests._backend_utils import NO_CHANNELS_FIRST_REASON
+from tests._backend_utils import backend_runs_channels_first
 from tests._backend_utils import layer_gradients
 from tests._backend_utils import to_numpy
 
@@ -221,6 +223,8 @@ def test_identity_shortcut_when_shapes_match():
 
 
 def test_block_channels_first():
+    if not backend_runs_channels_first():
+        pytest.skip(NO_CHANNELS_FIRST_REASON)
     block = ProductUnitResidualBlock(6, strides=2, data_format="channels_first")
     y = block(np.ones((1, 4, 8, 8), "float32"))
     assert tuple(y.shape) == (1, 6, 4, 4)
@@ -253,6 +257,8 @@ def _unfolded_block_output(block, x):
 def test_inference_folds_batchnorm_without_changing_the_output(
     block_cls, data_format
 ):
+    if data_format == "channels_first" and not backend_runs_channels_first():
+        pytest.skip(NO_CHANNELS_FIRST_REASON)
     rng = np.random.default_rng(6)
     shape = (2, 8, 8, 4) if data_format == "channels_last" else (2, 4, 8, 8)
     x = rng.normal(size=shape).astype("float32")

@@ -11,6 +11,8 @@ from keras_pu.models import PUUNet
 from keras_pu.models import ResidualUNet
 from keras_pu.models import ResUNet
 from keras_pu.models import SegmentationModel
+from tests._backend_utils import NO_CHANNELS_FIRST_REASON
+from tests._backend_utils import backend_runs_channels_first
 from tests._backend_utils import to_numpy
 
 # One small configuration shared by the tests, so that backends that compile
@@ -109,6 +111,8 @@ def test_compute_layout_defaults_to_the_backends_fastest(backend):
 @pytest.mark.parametrize("model_cls", [ResUNet, PUUNet])
 def test_compute_layout_changes_nothing_but_speed(model_cls, tmp_path):
     images, _ = disk_batch(n=2)
+    if not backend_runs_channels_first():
+        pytest.skip(NO_CHANNELS_FIRST_REASON)
     last = model_cls(**TINY, compute_data_format="channels_last")
     first = model_cls(**TINY, compute_data_format="channels_first")
     assert first.compute_data_format == "channels_first"
@@ -148,6 +152,39 @@ def test_channels_first_model():
     )
     y = model(np.ones((1, 3, 32, 32), "float32"))
     assert tuple(y.shape) == (1, 1, 32, 32)
+
+
+def test_channels_first_compute_falls_back_where_tensorflow_cannot_run_it(
+        backend, monkeypatch):
+    """TensorFlow on a CPU without oneDNN has no NCHW convolutions: a
+    model asked to compute channels-first computes channels-last there (same
+    outputs, data_format unchanged, the argument kept in the config) and
+    says so; the other backends compute channels-first as asked."""
+    import contextlib
+
+    from keras_pu import hardware
+
+    if backend == "tensorflow":
+        monkeypatch.setitem(hardware._CHANNELS_FIRST_SUPPORT, "tensorflow", False)
+        expected_layout = "channels_last"
+        expect_warning = pytest.warns(UserWarning, match="cannot run channels-first")
+    else:
+        expected_layout = "channels_first"
+        expect_warning = contextlib.nullcontext()
+    with expect_warning:
+        first = PUUNet(input_shape=(3, 32, 32), widths=4, depth=2,
+                       data_format="channels_first")
+    assert first.compute_data_format == expected_layout
+    assert first.data_format == "channels_first"
+    assert first.get_config()["compute_data_format"] is None
+    last = PUUNet(**TINY, compute_data_format="channels_last")
+    first.set_weights(last.get_weights())
+    images, _ = disk_batch(n=2)
+    np.testing.assert_allclose(
+        np.transpose(first.predict(np.transpose(images, (0, 3, 1, 2)), verbose=0),
+                     (0, 2, 3, 1)),
+        last.predict(images, verbose=0), atol=1e-4,
+    )
 
 
 @pytest.mark.parametrize("model_cls", [ResUNet, PUUNet, ResidualUNet])

@@ -15,6 +15,8 @@ import pytest
 
 from keras_pu import platform_safety
 from keras_pu.layers import ResidualBlock
+from tests._backend_utils import NO_CHANNELS_FIRST_REASON
+from tests._backend_utils import backend_runs_channels_first
 from tests._backend_utils import layer_gradients
 from tests.conftest import REPO_ROOT
 
@@ -105,6 +107,8 @@ def reference_strided_pointwise(x, kernel, strides, data_format):
 def test_routed_conv_equals_strided_conv(
     monkeypatch, data_format, spatial, strides, padding
 ):
+    if data_format == "channels_first" and not backend_runs_channels_first():
+        pytest.skip(NO_CHANNELS_FIRST_REASON)
     # "always": the routed path on every backend, JAX included.
     monkeypatch.setenv(platform_safety.WORKAROUND_ENV, "always")
     in_channels, filters = 6, 5

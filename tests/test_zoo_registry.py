@@ -168,7 +168,8 @@ def test_local_zoo_dir_is_the_checkout_or_the_override(monkeypatch, tmp_path):
     # live in zoo/: no test weights are ever committed there.
     committed = {p.name for p in (REPO_ROOT / "zoo").iterdir()}
     assert committed <= set(PRESETS) | {
-        "README.md", "add_preset.py", "publish.py", "refresh_cards.py", "backbones",
+        "README.md", "add_preset.py", "add_gate.py", "publish.py", "refresh_cards.py",
+        "backbones",
     }
 
 

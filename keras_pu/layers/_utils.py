@@ -1,5 +1,7 @@
 """Small argument helpers shared by the layers."""
 
+import warnings
+
 
 def normalize_tuple(value, name, length=2):
     """Turns an int or a sequence of ints into a tuple of `length` ints."""
@@ -59,11 +61,28 @@ def standardize_compute_data_format(compute_data_format, data_format):
     if compute_data_format is None:
         if keras.backend.backend() == "torch":
             return "channels_first"
-        return data_format
-    compute_data_format = str(compute_data_format).lower()
-    if compute_data_format not in DATA_FORMATS:
-        raise ValueError(
-            f"`compute_data_format` must be None or one of {DATA_FORMATS}. "
-            f"Received: compute_data_format={compute_data_format!r}"
-        )
-    return compute_data_format
+        layout = data_format
+    else:
+        layout = str(compute_data_format).lower()
+        if layout not in DATA_FORMATS:
+            raise ValueError(
+                f"`compute_data_format` must be None or one of {DATA_FORMATS}. "
+                f"Received: compute_data_format={compute_data_format!r}"
+            )
+    if layout == "channels_first" and keras.backend.backend() == "tensorflow":
+        from keras_pu.hardware import tensorflow_runs_channels_first
+
+        if not tensorflow_runs_channels_first():
+            # The compute layout changes speed, not results: the model
+            # transposes its inputs and outputs, so `data_format` still holds.
+            warnings.warn(
+                "TensorFlow cannot run channels-first convolutions on this "
+                "device (a CPU without oneDNN, which TensorFlow turns on only "
+                "for CPUs with AVX512-VNNI/BF16 or AMX, or with "
+                "TF_ENABLE_ONEDNN_OPTS=1): the model computes channels-last "
+                "instead. Results are the same; inputs and outputs keep their "
+                "data_format.",
+                stacklevel=3,
+            )
+            return "channels_last"
+    return layout

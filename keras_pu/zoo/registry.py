@@ -456,23 +456,6 @@ def _validate(data, path):
             fail(f"{where} names unknown dataset {entry['dataset']!r}")
         if entry.get("training") is not None and not isinstance(entry["training"], dict):
             fail(f"{where}: training must be an object")
-        postprocess = entry.get("postprocess")
-        if postprocess is not None:
-            from keras_pu.postprocess import GateError
-            from keras_pu.postprocess import PeakGate
-
-            if not isinstance(postprocess, dict) or set(postprocess) != {
-                "gate", "test_metrics"
-            }:
-                fail(f"{where}: postprocess must be {{gate, test_metrics}}")
-            try:
-                gate = PeakGate.from_config(postprocess["gate"], source="its gate")
-            except GateError as e:
-                fail(f"{where}: {e}")
-            if (gate.calibration or {}).get("split") != "val":
-                fail(f"{where}: its gate must be chosen on the val split")
-            if not entry["files"]:
-                fail(f"{where}: a postprocess gate but no trained weights")
         arch = entry["architecture"]
         if not isinstance(arch, dict) or set(arch) != {"class_name", "config"}:
             fail(f"{where}: architecture must be {{class_name, config}}")
@@ -508,3 +491,20 @@ def _validate(data, path):
                 )
             if not files:
                 fail(f"{where}: a published revision but no files")
+        postprocess = entry.get("postprocess")
+        if postprocess is not None:
+            from keras_pu.postprocess import GateError
+            from keras_pu.postprocess import PeakGate
+
+            if not isinstance(postprocess, dict) or set(postprocess) != {
+                "gate", "test_metrics"
+            }:
+                fail(f"{where}: postprocess must be {{gate, test_metrics}}")
+            try:
+                gate = PeakGate.from_config(postprocess["gate"], source="its gate")
+            except GateError as e:
+                fail(f"{where}: {e}")
+            if (gate.calibration or {}).get("split") != "val":
+                fail(f"{where}: its gate must be chosen on the val split")
+            if not entry["files"]:
+                fail(f"{where}: a postprocess gate but no trained weights")
