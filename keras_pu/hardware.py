@@ -28,6 +28,7 @@ process takes one of their cores, so on a shared machine fewer threads than
 cores can be faster.
 """
 
+import functools
 import os
 import platform
 import sys
@@ -154,9 +155,7 @@ def _onednn_enabled(backend):
     return False
 
 
-_CHANNELS_FIRST_SUPPORT = {}
-
-
+@functools.cache
 def tensorflow_runs_channels_first():
     """Whether TensorFlow runs a channels-first (NCHW) convolution on its
     default device.
@@ -169,21 +168,17 @@ def tensorflow_runs_channels_first():
     convolution (run eagerly even while a function is being traced) and
     cached.
     """
-    if "tensorflow" not in _CHANNELS_FIRST_SUPPORT:
-        import tensorflow as tf
+    import tensorflow as tf
 
-        with tf.init_scope():
-            try:
-                tf.nn.conv2d(
-                    tf.zeros((1, 1, 2, 2)), tf.zeros((1, 1, 1, 1)),
-                    strides=1, padding="VALID", data_format="NCHW",
-                )
-                supported = True
-            except (tf.errors.UnimplementedError,
-                    tf.errors.InvalidArgumentError):
-                supported = False
-        _CHANNELS_FIRST_SUPPORT["tensorflow"] = supported
-    return _CHANNELS_FIRST_SUPPORT["tensorflow"]
+    with tf.init_scope():
+        try:
+            tf.nn.conv2d(
+                tf.zeros((1, 1, 2, 2)), tf.zeros((1, 1, 1, 1)),
+                strides=1, padding="VALID", data_format="NCHW",
+            )
+        except (tf.errors.UnimplementedError, tf.errors.InvalidArgumentError):
+            return False
+    return True
 
 
 def choose_precision(backend=None, device=None, flags=None,

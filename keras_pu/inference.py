@@ -399,16 +399,18 @@ def find_gate(spec):
 
     text = str(spec)
     path = pathlib.Path(text).expanduser()
-    registry = load_registry()
     if path.exists():
         folders = [path] if path.is_dir() else [path.parent, path.parent.parent]
         for folder in folders:
             if (folder / GATE_FILE).is_file():
                 return PeakGate.load(folder / GATE_FILE)
-        preset = _preset_of_folder(path, registry) if path.is_dir() else None
+        if not path.is_dir():
+            return None
+        preset = _preset_of_folder(path, load_registry())
     else:
         name = text[len("hf://"):] if text.startswith("hf://") else text
         name = name.split("@")[0]
+        registry = load_registry()
         preset = registry.presets.get(name) or registry.preset_for_repo(name)
     if preset is None or preset.postprocess is None:
         return None

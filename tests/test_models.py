@@ -165,7 +165,7 @@ def test_channels_first_compute_falls_back_where_tensorflow_cannot_run_it(
     from keras_pu import hardware
 
     if backend == "tensorflow":
-        monkeypatch.setitem(hardware._CHANNELS_FIRST_SUPPORT, "tensorflow", False)
+        monkeypatch.setattr(hardware, "tensorflow_runs_channels_first", lambda: False)
         expected_layout = "channels_last"
         expect_warning = pytest.warns(UserWarning, match="cannot run channels-first")
     else:

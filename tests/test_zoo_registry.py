@@ -469,7 +469,7 @@ def test_add_gate_records_a_validation_gate_and_its_test_metrics(
     metrics_file.write_text(json.dumps(
         {"split": "test", "gate": 0.9, "num_images": 5, "dice": 0.7, "iou": 0.6,
          "empty_gt_false_positive_rate": 0.0}))
-    with pytest.raises(ZooError, match="not chosen on the val split"):
+    with pytest.raises(ZooError, match="gate must be chosen on the val split"):
         add_gate("tiny_pu", gate_file, metrics_file, **kwargs)
     PeakGate(0.9, calibration={"split": "val", "num_images": 10,
                                "num_empty": 3}).save(gate_file)

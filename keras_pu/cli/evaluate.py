@@ -99,6 +99,7 @@ def run(args):
     import time
 
     import keras
+    import numpy as np
 
     from keras_pu.data import DatasetError
     from keras_pu.data import ImageReadError
@@ -209,7 +210,8 @@ def run(args):
             extra = {"peak_probability": peak_probability(prob)}
             if gate is not None:
                 extra["gated"] = not gate.keeps(prob)
-                prob = gate.apply(prob)
+                if extra["gated"]:
+                    prob = np.zeros_like(prob)
             evaluator.add(sample.id, prob, truth,
                           metadata={**extra, **(sample.metadata or {})})
         progress.add(len(chunk))

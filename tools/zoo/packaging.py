@@ -300,9 +300,10 @@ def add_gate(name, gate_path, metrics_path, registry_path=None, zoo_dir=None,
         metrics_path: the metrics JSON of `keras-pu evaluate --split test
             --gate ...` with that gate.
 
-    The gate must have been chosen on the val split and the metrics must be
-    test-split metrics measured with exactly that gate; the card is then
-    regenerated (and the pinned revision reset).
+    The metrics must be test-split metrics measured with exactly that gate;
+    the registry's validation refuses a gate not chosen on the val split or
+    a preset without weights. The card is then regenerated (and the pinned
+    revision reset).
 
     Raises:
         ZooError: any of those checks fails.
@@ -311,18 +312,11 @@ def add_gate(name, gate_path, metrics_path, registry_path=None, zoo_dir=None,
     from keras_pu.postprocess import PeakGate
 
     registry = registry_lib.load_registry(registry_path)
-    preset = registry.get(name)
-    if not preset.has_weights:
-        raise ZooError(f"{name} has no trained weights: add the preset first.")
+    registry.get(name)  # an unknown name is named, with close ones
     try:
         gate = PeakGate.load(_existing(gate_path, "gate file"))
     except GateError as e:
         raise ZooError(str(e)) from None
-    if (gate.calibration or {}).get("split") != "val":
-        raise ZooError(
-            f"{gate_path}: the gate was not chosen on the val split; run "
-            "`keras-pu calibrate` on `keras-pu evaluate --split val` results."
-        )
     data = _read_json(_existing(metrics_path, "metrics file"))
     if data.get("split") != "test" or data.get("gate") != gate.min_peak_probability:
         raise ZooError(
@@ -332,6 +326,8 @@ def add_gate(name, gate_path, metrics_path, registry_path=None, zoo_dir=None,
             f"{data.get('gate')!r}."
         )
     test_metrics = summarize_metrics(data, metrics_path)
+    # update_preset validates the entry before anything is written: the gate
+    # must be chosen on the val split, and the preset must have weights.
     registry.update_preset(
         name, postprocess={"gate": gate.get_config(), "test_metrics": test_metrics}
     )
