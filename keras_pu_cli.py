@@ -9,7 +9,10 @@ backend on first import. So this module
    `SUB --help` and argument errors never import Keras or a backend;
 2. picks the backend (`keras_pu.cli.backend`: --backend, KERAS_BACKEND,
    keras.json, else the first installed) and sets KERAS_BACKEND;
-3. only then imports the real package and runs the subcommand, with the
+3. asks TensorFlow for its oneDNN CPU kernels where it would not use them
+   by itself (`keras_pu.hardware.prefer_tensorflow_onednn`: AVX2-only x86
+   CPUs, unless TF_ENABLE_ONEDNN_OPTS is set);
+4. only then imports the real package and runs the subcommand, with the
    console kept clean (`keras_pu.cli.console`: no ANSI codes in logs, no
    TensorFlow start-up INFO lines).
 """
@@ -64,6 +67,17 @@ def main(argv=None):
         os.environ["KERAS_BACKEND"] = backend
     if backend is not None:  # a process of its own: the console is ours
         console.quiet_tensorflow_info()
+        # TensorFlow reads this once, on import; it also serves the
+        # augmentation under torch and JAX models (keras_pu.data.augment).
+        package_loaded = "keras_pu" in sys.modules
+        with _package_without_keras():
+            from keras_pu.hardware import prefer_tensorflow_onednn
+
+            prefer_tensorflow_onednn()
+            if not package_loaded:
+                # Loaded under the bare package: forget it, so that the real
+                # package imports it again and gets its `hardware` attribute.
+                del sys.modules["keras_pu.hardware"]
     with console.plain_output_unless_terminal():
         return run_parsed(parser, args)
 

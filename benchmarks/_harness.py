@@ -31,11 +31,13 @@ KERAS_BACKENDS = ("tensorflow", "torch", "jax")
 # --------------------------------------------------------------------------
 
 
-def worker_env(kind, threads, library=None):
+def worker_env(kind, threads, library=None, extra=None):
     """Environment of a worker: its backend, `threads` compute threads for
-    every framework (None: the framework's default), and the keras-pu
-    checkout it imports (`library`, default this one)."""
+    every framework (None: the framework's default), the keras-pu
+    checkout it imports (`library`, default this one) and `extra`
+    variables (e.g. a backend switch such as TF_ENABLE_ONEDNN_OPTS)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
+    env.update(extra or {})
     # Pure-PyTorch workers (MONAI, the convolution probe) run under torch;
     # the input-pipeline worker under TensorFlow (its augmentation's
     # default compute backend when TensorFlow is installed).
@@ -63,12 +65,12 @@ def worker_env(kind, threads, library=None):
 class Worker:
     """A worker process; `call(op, **args)` returns its JSON answer."""
 
-    def __init__(self, kind, threads=None, library=None):
+    def __init__(self, kind, threads=None, library=None, env=None):
         self.kind = kind
         self.process = subprocess.Popen(
             [sys.executable, "-m", "benchmarks._harness", "worker", kind],
             cwd=REPO_ROOT,
-            env=worker_env(kind, threads, library),
+            env=worker_env(kind, threads, library, env),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -174,10 +176,16 @@ def run_interleaved(workers, jobs, repeats, log=print):
 
 def build_keras_model(spec, size):
     import keras_pu
+    from keras_pu.models.efficientnet_lite import EncoderPUUNet
+    from keras_pu.models.efficientnet_lite import EncoderResUNet
 
     cls = {"res_unet": keras_pu.models.ResUNet,
-           "pu_unet": keras_pu.models.PUUNet}[spec["arch"]]
+           "pu_unet": keras_pu.models.PUUNet,
+           "encoder_res_unet": EncoderResUNet,
+           "encoder_pu_unet": EncoderPUUNet}[spec["arch"]]
     kwargs = dict(spec.get("kwargs", {}))
+    if spec["arch"].startswith("encoder_"):
+        kwargs.setdefault("encoder_weights", None)  # speed needs no download
     if spec.get("precision"):
         from keras_pu.hardware import dtype_policy_for
 
@@ -354,7 +362,10 @@ class KerasContender:
         self.size = size
 
     def info(self, count_flops=True):
-        flops = {"analytic": analytic_flops(self.model)}
+        try:
+            flops = {"analytic": analytic_flops(self.model)}
+        except NotImplementedError as e:  # e.g. depthwise encoders
+            flops = {"analytic": {"error": str(e)}}
         if count_flops:
             try:
                 flops["backend"] = counted_flops(self.model, self.size)

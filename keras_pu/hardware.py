@@ -140,11 +140,25 @@ def active_device(backend=None):
     return Device("cpu", platform.processor() or "CPU")
 
 
-def _onednn_enabled(backend):
+# TensorFlow's x86 builds turn their oneDNN kernels on by default only on
+# CPUs with one of these (the "neural-network" extensions); elsewhere, e.g.
+# on AVX2-only CPUs, they run Eigen unless TF_ENABLE_ONEDNN_OPTS=1.
+TENSORFLOW_ONEDNN_DEFAULT_FLAGS = ("avx512_vnni", "avx512_bf16", "amx_tile",
+                                   "amx_bf16", "amx_int8")
+TENSORFLOW_ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
+
+
+def _env_flag(value):
+    return value.strip().lower() not in ("0", "false", "")
+
+
+def _onednn_enabled(backend, flags=None):
     if backend == "tensorflow":
-        # TensorFlow's x86 builds use oneDNN unless this says "0"/"false".
-        flag = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower()
-        return flag not in ("0", "false")
+        value = os.environ.get(TENSORFLOW_ONEDNN_ENV)
+        if value is not None:
+            return _env_flag(value)
+        flags = cpu_flags() if flags is None else flags
+        return any(flag in flags for flag in TENSORFLOW_ONEDNN_DEFAULT_FLAGS)
     if backend == "torch":
         import torch
 
@@ -153,6 +167,34 @@ def _onednn_enabled(backend):
             and torch.backends.mkldnn.enabled
         )
     return False
+
+
+def prefer_tensorflow_onednn(machine=None):
+    """Asks TensorFlow for its oneDNN CPU kernels on every x86-64 CPU, by
+    setting TF_ENABLE_ONEDNN_OPTS=1, unless the user has set the variable
+    (their choice stands) or TensorFlow has already started (too late: it
+    reads the variable once, on import). Returns True if it set it.
+
+    TensorFlow turns oneDNN on by itself only on CPUs with AVX512-VNNI,
+    AVX512-BF16 or AMX; on the others (AVX2-only machines, common among
+    cloud CPUs) it runs its Eigen kernels, which train the U-Nets here
+    markedly slower (`benchmarks/bench_tf_onednn.py` measures it; see
+    docs/speed.md). oneDNN also runs channels-first convolutions, which
+    Eigen cannot. The `keras-pu` command calls this before it imports
+    Keras; in Python, set the variable before `import keras`.
+
+    Args:
+        machine: the machine type (default `platform.machine()`); only
+            x86-64 gets the setting, where oneDNN is TensorFlow's tested
+            CPU path.
+    """
+    if TENSORFLOW_ONEDNN_ENV in os.environ or "tensorflow" in sys.modules:
+        return False
+    machine = (machine or platform.machine()).lower()
+    if machine not in ("x86_64", "amd64"):
+        return False
+    os.environ[TENSORFLOW_ONEDNN_ENV] = "1"
+    return True
 
 
 @functools.cache
@@ -263,7 +305,7 @@ def choose_precision(backend=None, device=None, flags=None,
             "CPU under JAX: XLA:CPU emulates bf16 convolutions (slower "
             "than float32)",
         )
-    if not _onednn_enabled(backend):
+    if not _onednn_enabled(backend, flags):
         return PrecisionChoice(
             "float32", f"CPU: oneDNN is off under {backend}"
         )

@@ -4,6 +4,7 @@ tests/run_all_backends.py, the one test command)."""
 
 import os
 import pathlib
+import platform
 
 import pytest
 
@@ -14,6 +15,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # choice itself (with this variable cleared); tests of bf16 training ask for
 # it explicitly.
 os.environ.setdefault("KERAS_PU_PRECISION", "float32")
+# The `keras-pu` command runs TensorFlow on its oneDNN kernels on every
+# x86-64 CPU (keras_pu.hardware.prefer_tensorflow_onednn), which TensorFlow
+# itself does only on CPUs with AVX512-VNNI/BF16 or AMX. Tests compare runs
+# of this process with runs of `keras-pu` subprocesses, so this process
+# uses the same kernels, on every CPU.
+if platform.machine().lower() in ("x86_64", "amd64"):
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 import keras  # noqa: E402
 

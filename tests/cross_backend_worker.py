@@ -1,17 +1,20 @@
 """Saves and checks models for tests/test_cross_backend.py.
 
-    python -m tests.cross_backend_worker DIR [--check] [--save]
+    python -m tests.cross_backend_worker DIR [--save] [--check B1,B2,...]
 
 Under the backend in KERAS_BACKEND (set by the caller before Keras is
-imported): with --check, loads every other backend's saved models found in
-DIR and prints the max abs logit difference against the logits that backend
-recorded; with --save, builds the models with perturbed weights and saves
-DIR/<backend>/<model>.keras and the logits on a fixed input.
+imported): with --save, builds the models with perturbed weights and saves
+DIR/<backend>/<model>.keras, the logits on a fixed input, and a SAVED
+marker last; with --check, waits until each named backend has saved, then
+loads their models and prints the max abs logit difference against the
+logits that backend recorded. One process per backend, all started
+together, so covers every ordered pair of backends.
 """
 
 import json
 import pathlib
 import sys
+import time
 
 import keras
 import numpy as np
@@ -65,13 +68,31 @@ def save(root):
         randomize(model, seed=i)
         model.save(out / f"{name}.keras")
         np.save(out / f"{name}.npy", model.predict(fixed_input(), verbose=0))
+    (out / SAVED).write_text("")
 
 
-def check(root):
-    """Returns {"<source>-><this backend>:<model>": max abs difference}."""
+SAVED = "SAVED"
+
+
+def wait_for(root, backends, timeout=900, poll=0.5):
+    """Blocks until every backend in `backends` has saved its models."""
+    deadline = time.monotonic() + timeout
+    missing = list(backends)
+    while missing:
+        missing = [b for b in missing if not (root / b / SAVED).is_file()]
+        if missing and time.monotonic() > deadline:
+            raise TimeoutError(f"no models saved by {missing} in {timeout} s")
+        if missing:
+            time.sleep(poll)
+
+
+def check(root, sources):
+    """Returns {"<source>-><this backend>:<model>": max abs difference}
+    over the models saved by the backends in `sources`."""
     backend = keras.backend.backend()
+    wait_for(root, sources)
     results = {}
-    for source in sorted(p for p in root.iterdir() if p.is_dir()):
+    for source in (root / name for name in sorted(sources)):
         if source.name == backend:
             continue
         for name in MODELS:
@@ -86,7 +107,8 @@ def check(root):
 
 if __name__ == "__main__":
     directory = pathlib.Path(sys.argv[1])
-    if "--check" in sys.argv:
-        print("RESULT " + json.dumps(check(directory)))
     if "--save" in sys.argv:
         save(directory)
+    if "--check" in sys.argv:
+        sources = sys.argv[sys.argv.index("--check") + 1].split(",")
+        print("RESULT " + json.dumps(check(directory, sources)))

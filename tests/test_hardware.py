@@ -41,6 +41,69 @@ def test_onednn_switched_off_means_float32(auto, monkeypatch):
     assert "oneDNN" in choice.reason
 
 
+def test_tensorflow_onednn_default_follows_the_cpu(monkeypatch):
+    # Unset, TensorFlow decides from the CPU: on with the neural-network
+    # extensions, off on an AVX2-only CPU.
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    assert hardware._onednn_enabled("tensorflow", {"avx2", "avx512_bf16"})
+    assert hardware._onednn_enabled("tensorflow", {"avx2", "amx_tile"})
+    assert not hardware._onednn_enabled("tensorflow", {"avx2", "fma"})
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+    assert hardware._onednn_enabled("tensorflow", {"avx2", "fma"})
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "false")
+    assert not hardware._onednn_enabled("tensorflow", {"avx512_bf16"})
+
+
+def test_prefer_tensorflow_onednn_sets_it_only_when_it_can_matter(
+        monkeypatch):
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    saved = sys.modules.pop("tensorflow", None)
+    try:
+        # Not on other machine types.
+        assert not hardware.prefer_tensorflow_onednn(machine="aarch64")
+        assert "TF_ENABLE_ONEDNN_OPTS" not in os.environ
+        # x86-64, unset, TensorFlow not started: set.
+        assert hardware.prefer_tensorflow_onednn(machine="x86_64")
+        assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1"
+        # The user's choice stands.
+        monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+        assert not hardware.prefer_tensorflow_onednn(machine="x86_64")
+        assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "0"
+        # Too late once TensorFlow is imported: nothing is pretended.
+        monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS")
+        sys.modules["tensorflow"] = saved or object()
+        assert not hardware.prefer_tensorflow_onednn(machine="x86_64")
+        assert "TF_ENABLE_ONEDNN_OPTS" not in os.environ
+    finally:
+        if saved is not None:
+            sys.modules["tensorflow"] = saved
+        else:
+            sys.modules.pop("tensorflow", None)
+
+
+def test_the_command_runs_tensorflow_on_onednn_unless_told_otherwise(
+        tmp_path):
+    # A fresh `keras-pu` process with the variable unset gets oneDNN on
+    # x86-64; with it set, the user's value reaches TensorFlow unchanged.
+    import platform
+
+    code = ("import os, keras_pu_cli; keras_pu_cli.main(['zoo', 'list']); "
+            "print('ONEDNN=' + os.environ.get('TF_ENABLE_ONEDNN_OPTS', '-'))")
+    expected = ("1" if platform.machine().lower() in ("x86_64", "amd64")
+                else "-")
+    for preset, want in ((None, expected), ("0", "0")):
+        env = {k: v for k, v in os.environ.items()
+               if k != "TF_ENABLE_ONEDNN_OPTS"}
+        if preset is not None:
+            env["TF_ENABLE_ONEDNN_OPTS"] = preset
+        result = subprocess.run(
+            [sys.executable, "-c", code], env=env, cwd=tmp_path,
+            capture_output=True, text=True, timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert f"ONEDNN={want}" in result.stdout, result.stdout[-2000:]
+
+
 def test_jax_on_cpu_stays_float32_even_with_bf16_units(auto):
     choice = choose_precision("jax", CPU, flags={"avx512_bf16", "amx_bf16"})
     assert choice.policy == "float32"
@@ -52,7 +115,8 @@ def test_jax_on_cpu_stays_float32_even_with_bf16_units(auto):
 def test_depthwise_model_stays_float32_on_a_bf16_cpu(auto, monkeypatch,
                                                      backend, flag):
     # bf16 made the EfficientNet-Lite0 U-Net 2x slower on an AVX512-BF16 CPU.
-    monkeypatch.setattr(hardware, "_onednn_enabled", lambda backend: True)
+    monkeypatch.setattr(hardware, "_onednn_enabled",
+                        lambda backend, flags=None: True)
     dense = choose_precision(backend, CPU, flags={"avx512f", flag})
     depthwise = choose_precision(backend, CPU, flags={"avx512f", flag},
                                  depthwise=True)
