@@ -197,6 +197,37 @@ def prefer_tensorflow_onednn(machine=None):
     return True
 
 
+def tensorflow_onednn_advice(backend=None, device=None, flags=None,
+                             machine=None):
+    """A one-line advice to set TF_ENABLE_ONEDNN_OPTS=1, when TensorFlow
+    computes on an x86-64 CPU with its Eigen kernels because nobody asked
+    for oneDNN (a Python session on an AVX2-only CPU); None otherwise,
+    including when the user set the variable to 0 themselves. The trainer
+    prints it with its run header.
+
+    Args:
+        backend: the Keras backend (default: the active one).
+        device: a `Device` (default: `active_device(backend)`).
+        flags: the CPU's feature flags (default: `cpu_flags()`).
+        machine: the machine type (default: `platform.machine()`).
+    """
+    import keras
+
+    backend = backend or keras.backend.backend()
+    if backend != "tensorflow" or TENSORFLOW_ONEDNN_ENV in os.environ:
+        return None
+    machine = (machine or platform.machine()).lower()
+    if machine not in ("x86_64", "amd64"):
+        return None
+    device = device or active_device(backend)
+    if device.kind != "cpu" or _onednn_enabled(backend, flags):
+        return None
+    return ("TensorFlow runs its Eigen CPU kernels on this CPU; "
+            "TF_ENABLE_ONEDNN_OPTS=1, set before TensorFlow is imported, "
+            "trains 1.5-1.9x faster on oneDNN (the keras-pu command sets "
+            "it; see docs/speed.md).")
+
+
 @functools.cache
 def tensorflow_runs_channels_first():
     """Whether TensorFlow runs a channels-first (NCHW) convolution on its

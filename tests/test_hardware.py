@@ -104,6 +104,33 @@ def test_the_command_runs_tensorflow_on_onednn_unless_told_otherwise(
         assert f"ONEDNN={want}" in result.stdout, result.stdout[-2000:]
 
 
+def test_onednn_advice_only_where_tensorflow_runs_eigen_by_default(
+        monkeypatch):
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    avx2 = {"avx2", "fma"}
+    advice = hardware.tensorflow_onednn_advice(
+        "tensorflow", CPU, flags=avx2, machine="x86_64")
+    assert "TF_ENABLE_ONEDNN_OPTS=1" in advice
+    # TensorFlow's own default is oneDNN on this CPU.
+    assert hardware.tensorflow_onednn_advice(
+        "tensorflow", CPU, flags=avx2 | {"avx512_vnni"},
+        machine="x86_64") is None
+    # Not a CPU, not x86-64, not TensorFlow.
+    gpu = Device("gpu", "test GPU", (8, 0))
+    assert hardware.tensorflow_onednn_advice(
+        "tensorflow", gpu, flags=avx2, machine="x86_64") is None
+    assert hardware.tensorflow_onednn_advice(
+        "tensorflow", CPU, flags=avx2, machine="aarch64") is None
+    for other in ("torch", "jax"):
+        assert hardware.tensorflow_onednn_advice(
+            other, CPU, flags=avx2, machine="x86_64") is None
+    # Set by the user, either way: their choice, no advice.
+    for value in ("0", "1"):
+        monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", value)
+        assert hardware.tensorflow_onednn_advice(
+            "tensorflow", CPU, flags=avx2, machine="x86_64") is None
+
+
 def test_jax_on_cpu_stays_float32_even_with_bf16_units(auto):
     choice = choose_precision("jax", CPU, flags={"avx512_bf16", "amx_bf16"})
     assert choice.policy == "float32"

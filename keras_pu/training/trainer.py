@@ -41,6 +41,7 @@ import keras
 
 from keras_pu import atomic_files
 from keras_pu.hardware import choose_precision
+from keras_pu.hardware import tensorflow_onednn_advice
 from keras_pu.training.callbacks import BEST_CHECKPOINT
 from keras_pu.training.callbacks import LAST_CHECKPOINT
 from keras_pu.training.callbacks import LearningRateLogger
@@ -812,4 +813,7 @@ def _print_header(recipe, model, dataset, splits, steps_per_epoch, run_dir):
         f"{', '.join(device_names()) or 'default'}",
         f"  output   {run_dir}",
     ]
+    advice = tensorflow_onednn_advice()
+    if advice:
+        lines.append(f"  note     {advice}")
     print("\n".join(lines), flush=True)
