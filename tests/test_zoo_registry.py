@@ -19,7 +19,9 @@ from keras_pu.zoo import registry as registry_lib
 from keras_pu.zoo.errors import ZooError
 from tools.zoo.packaging import add_preset
 from tools.zoo.packaging import refresh_cards
+from tools.zoo.packaging import is_machine_path
 from tools.zoo.packaging import summarize_metrics
+from tools.zoo.packaging import without_machine_paths
 from keras_pu.zoo.safety import check_config_is_safe
 from tests.conftest import REPO_ROOT
 from tests.test_models import disk_batch
@@ -119,6 +121,9 @@ def test_committed_presets_match_the_registry_and_segment(monkeypatch):
             }, f"zoo/{preset.name}/{filename} differs from the registry"
         metrics = json.loads((folder / "metrics.json").read_text())
         assert metrics["dice"] == pytest.approx(preset.metrics["values"]["dice"])
+        for filename in ("metrics.json", "recipe.json"):
+            found = _machine_paths(json.loads((folder / filename).read_text()))
+            assert not found, f"zoo/{preset.name}/{filename} names {found}"
         assert (folder / "README.md").read_text() == cards.model_card(registry, preset.name)
     name = "pu_unet_kvasir" if "pu_unet_kvasir" in [p.name for p in trained] else trained[0].name
     model = zoo.load(name, progress=False)
@@ -129,6 +134,33 @@ def test_committed_presets_match_the_registry_and_segment(monkeypatch):
     truth = example.mask.astype(bool)
     dice = 2 * (predicted & truth).sum() / (predicted.sum() + truth.sum())
     assert dice > 0.5, f"{name} segments its phantom with Dice {dice:.3f}"
+
+
+def _machine_paths(data):
+    """Every string in a JSON value that is a path on some machine."""
+    if isinstance(data, dict):
+        return [p for v in data.values() for p in _machine_paths(v)]
+    if isinstance(data, list):
+        return [p for v in data for p in _machine_paths(v)]
+    return [data] if is_machine_path(data) else []
+
+
+def test_published_json_drops_paths_of_the_training_machine():
+    given = {
+        "model": "/work/runs/pu_unet_isic/",
+        "data_path": "C:\\data\\ISIC2017",
+        "cache": "~/cache",
+        "share": "\\\\server\\data",
+        "nested": [{"path": "/tmp/x"}, "relative/folder", "https://hf.co/x"],
+        "dice": 0.83,
+        "scored_at": "original image size",
+        "split": "test",
+    }
+    assert without_machine_paths(given) == {
+        "model": None, "data_path": None, "cache": None, "share": None,
+        "nested": [{"path": None}, "relative/folder", "https://hf.co/x"],
+        "dice": 0.83, "scored_at": "original image size", "split": "test",
+    }
 
 
 def test_untrained_preset_says_so(untrained_registry):
@@ -414,8 +446,11 @@ def test_preset_folder_is_exactly_the_hub_repository(zoo_presets):
     assert config["config"]["name"] == "tiny_pu"
     assert json.loads((folder / "metadata.json").read_text())["keras_version"] == keras.__version__
     inputs = zoo_presets.root / "inputs"
-    assert (folder / "recipe.json").read_bytes() == (inputs / "tiny_pu_recipe.json").read_bytes()
-    assert (folder / "metrics.json").read_bytes() == (inputs / "tiny_pu_metrics.json").read_bytes()
+    for published, given in (("recipe.json", "tiny_pu_recipe.json"),
+                             ("metrics.json", "tiny_pu_metrics.json")):
+        assert json.loads((folder / published).read_text()) == without_machine_paths(
+            json.loads((inputs / given).read_text()))
+        assert not _machine_paths(json.loads((folder / published).read_text()))
     entry = zoo_presets.registry["presets"]["tiny_pu"]
     from keras_pu.zoo.integrity import file_record
 

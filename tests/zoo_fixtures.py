@@ -151,12 +151,17 @@ def build_presets(root):
         model.save(inputs / f"{name}.keras")
         (inputs / f"{name}_metrics.json").write_text(
             json.dumps(
-                {"split": "test", "num_images": 8,
+                # Paths of the machine, as `keras-pu evaluate` records
+                # them: add_preset must not publish them.
+                {"model": str(inputs / f"{name}.keras"),
+                 "data_path": str(root / "data"),
+                 "split": "test", "num_images": 8,
                  "metrics": {"dice": 0.83, "iou": 0.72, "hd95": 4.5}}
             )
         )
         (inputs / f"{name}_recipe.json").write_text(
-            json.dumps({"model": name, "epochs": 1, "seed": 7})
+            json.dumps({"model": name, "epochs": 1, "seed": 7,
+                        "data": {"path": str(root / "data")}})
         )
         add_preset(
             name,

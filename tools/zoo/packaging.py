@@ -7,13 +7,18 @@ exactly what the preset's Hub repository will hold:
     config.json, metadata.json, model.weights.h5   Keras's directory format,
                                                    written by keras.saving
     README.md                                      model card (cards.py)
-    metrics.json                                   the evaluation output, verbatim
-    recipe.json                                    the recipe, verbatim
+    metrics.json                                   the evaluation output
+    recipe.json                                    the recipe
+
+metrics.json and recipe.json are copied with every value that is a path on
+the training machine (the run folder, the dataset folder) set to null
+(`without_machine_paths`): a published preset says where nothing was.
 
 It then records every file's sha256 and size, the metrics and the parameter
 count in the registry (and resets the pinned revision: new files are
 unpublished until `zoo/publish.py` uploads them). The zoo knows nothing of
-training: the recipe is an opaque JSON file that is copied, never read.
+training: the recipe is an opaque JSON file that is copied, never read
+beyond that.
 
 The metrics file is the JSON written by `keras-pu evaluate`: an object with
 a `"metrics"` object mapping metric names (`dice`, `iou`, `hd95`,
@@ -45,6 +50,37 @@ METRIC_ALIASES = {"empty_gt_false_positive_rate": "fpr_empty"}
 FRACTION_METRICS = (
     "dice", "iou", "precision", "recall", "fpr_normal", "fpr_empty",
 )
+
+
+def is_machine_path(value):
+    """Whether a string is an absolute filesystem path (POSIX, home-relative
+    or Windows): something only the machine that wrote it can resolve."""
+    if not isinstance(value, str) or not value:
+        return False
+    return (value.startswith(("/", "~/", "\\\\"))
+            or (len(value) > 2 and value[0].isalpha() and value[1] == ":"
+                and value[2] in "\\/"))
+
+
+def without_machine_paths(data):
+    """A copy of a JSON value with every machine path (`is_machine_path`)
+    replaced by None, at any depth."""
+    if isinstance(data, dict):
+        return {k: without_machine_paths(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [without_machine_paths(v) for v in data]
+    return None if is_machine_path(data) else data
+
+
+def write_published_json(source, target):
+    """Writes the JSON file `source` to `target` without machine paths.
+    Returns True if `target` changed."""
+    text = json.dumps(without_machine_paths(_read_json(source)), indent=2) + "\n"
+    target = pathlib.Path(target)
+    if target.is_file() and target.read_text(encoding="utf-8") == text:
+        return False
+    target.write_text(text, encoding="utf-8")
+    return True
 
 
 def summarize_metrics(data, path):
@@ -198,8 +234,8 @@ def add_preset(
         with tempfile.TemporaryDirectory(prefix="keras_pu_preset_") as tmp:
             folder = pathlib.Path(tmp) / name
             _write_model_files(model, folder)
-            shutil.copyfile(metrics_path, folder / "metrics.json")
-            shutil.copyfile(recipe_path, folder / "recipe.json")
+            write_published_json(metrics_path, folder / "metrics.json")
+            write_published_json(recipe_path, folder / "recipe.json")
             entry = {
                 "architecture": architecture,
                 "input_size": input_size,
@@ -245,8 +281,9 @@ def refresh_cards(
     registry_path=None, zoo_dir=None, readme_path=None, log=print, names=None
 ):
     """Regenerates the model card of every trained preset from the registry
-    (after its metrics, training notes or the dataset's experiments changed)
-    and records the new card's sha256. A preset whose card changed is no
+    (after its metrics, training notes or the dataset's experiments changed),
+    drops machine paths from its metrics.json and recipe.json
+    (`without_machine_paths`), and records the new files' sha256. A preset whose card changed is no
     longer what its pinned Hub revision holds, so its revision is reset
     until `zoo/publish.py` uploads it again.
 
@@ -273,12 +310,22 @@ def refresh_cards(
                 f"{preset.name} has weights in the registry but no folder "
                 f"{card_path.parent}; restore it from git or run add_preset."
             )
+        folder = card_path.parent
+        # Files written before add_preset dropped machine paths get them
+        # dropped here.
+        rewritten = [
+            name for name in ("metrics.json", "recipe.json")
+            if (folder / name).is_file()
+            and write_published_json(folder / name, folder / name)
+        ]
         text = cards.model_card(registry, preset.name)
-        if card_path.is_file() and card_path.read_text(encoding="utf-8") == text:
+        if (not rewritten and card_path.is_file()
+                and card_path.read_text(encoding="utf-8") == text):
             continue
         card_path.write_text(text, encoding="utf-8")
         files = dict(registry.data["presets"][preset.name]["files"])
-        files["README.md"] = integrity.file_record(card_path)
+        for name in ["README.md", *rewritten]:
+            files[name] = integrity.file_record(folder / name)
         hub = {"repo_id": preset.repo_id, "revision": None}
         registry.update_preset(preset.name, files=files, hub=hub)
         changed.append(preset.name)
