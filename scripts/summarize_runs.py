@@ -55,6 +55,33 @@ def default_hardware():
     return f"{os.cpu_count()} CPU cores ({cpu}), no GPU"
 
 
+def minutes(value, unit=" min"):
+    """A wall time for the tables; unknown (None) is a dash."""
+    return "—" if value is None else f"{value:.0f}{unit}"
+
+
+def training_minutes(sessions, folder):
+    """Minutes the run trained: the sum over its sessions of the span from
+    the session's start to its last finished epoch (run.json's
+    `last_epoch_ended`), so the gaps between an interruption and `--resume`
+    do not count. A run written before sessions recorded their end: the
+    last session ends at history.csv's last write; an earlier session
+    without an end makes the total unknown (None)."""
+    total = 0.0
+    for i, session in enumerate(sessions):
+        started = datetime.datetime.fromisoformat(session["started"])
+        if session.get("last_epoch_ended"):
+            ended = datetime.datetime.fromisoformat(session["last_epoch_ended"])
+        elif i == len(sessions) - 1:
+            ended = datetime.datetime.fromtimestamp(
+                (folder / "history.csv").stat().st_mtime,
+                tz=datetime.timezone.utc)
+        else:
+            return None
+        total += (ended - started).total_seconds()
+    return round(total / 60, 1)
+
+
 def read_run(folder, hardware):
     recipe = json.loads((folder / "recipe.json").read_text())
     run = json.loads((folder / "run.json").read_text())
@@ -64,9 +91,7 @@ def read_run(folder, hardware):
     evaluation = json.loads(metrics_path.read_text())
     with open(folder / "history.csv") as f:
         history = list(csv.DictReader(f))
-    started = datetime.datetime.fromisoformat(run["sessions"][0]["started"])
-    ended = datetime.datetime.fromtimestamp(
-        (folder / "history.csv").stat().st_mtime, tz=datetime.timezone.utc)
+    wall_minutes = training_minutes(run["sessions"], folder)
     values = {k: evaluation.get(k) for k in ("dice", "iou", "hd95")}
     normal = (evaluation.get("by_group") or {}).get("normal")
     if normal:
@@ -79,7 +104,7 @@ def read_run(folder, hardware):
         "epochs": len(history),
         "seed": recipe["training"]["seed"],
         "selfreg": bool(recipe["selfreg"]["enabled"]),
-        "wall_minutes": round((ended - started).total_seconds() / 60, 1),
+        "wall_minutes": wall_minutes,
         "sessions": len(run["sessions"]),
         "best_epoch": int(best["epoch"]) + 1,
         "note": (
@@ -162,7 +187,7 @@ def results_markdown(runs, groups):
         s = r["summary"]
         out.append(
             f"| {r['dataset']} | `{r['run']}` | {r['num_images']} | {s['epochs']} | "
-            f"{s['wall_minutes']:.0f} min | "
+            f"{minutes(s['wall_minutes'])} | "
             + " | ".join(fmtk(k, r["metrics"].get(k)) for k in METRICS)
             + f" | {PAPER.get(r['dataset'], '—') if r['model'] == 'PUUNet' else ''} |")
     multi = [g for g in groups if len(g["seeds"]) > 1]
@@ -204,7 +229,7 @@ def results_markdown(runs, groups):
         out.append(
             f"| {r['run']} | {r['dataset']} | {model_label(r['model'])} | "
             f"{'on' if r['selfreg'] else 'off'} | {r['seed']} | {s['epochs']} | "
-            f"{s['best_epoch']} | {s['wall_minutes']:.0f} | "
+            f"{s['best_epoch']} | {minutes(s['wall_minutes'], unit='')} | "
             + " | ".join(fmtk(k, r["metrics"].get(k)) for k in METRICS) + " |")
     return "\n".join(out) + "\n"
 

@@ -85,6 +85,10 @@ def test_train_writes_a_complete_run(trained_run, busi):
     run = json.loads((trained_run / "run.json").read_text())
     assert run["data"]["layout"] == "busi"
     assert run["environment"]["backend"] == keras.backend.backend()
+    # The session's span: the summaries add the sessions' spans up.
+    (session,) = run["sessions"]
+    assert session["epochs_completed"] == 2
+    assert session["last_epoch_ended"] >= session["started"]
     # The final model: inference only, no optimizer state.
     model = keras.saving.load_model(trained_run / "model.keras")
     assert getattr(model, "optimizer", None) is None

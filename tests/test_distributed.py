@@ -220,6 +220,9 @@ def test_two_processes_match_one_and_resume(data, single, tmp_path):
     info = json.loads((run / "run.json").read_text())
     sessions = info["sessions"]
     assert [s["initial_epoch"] for s in sessions] == [0, 1]
+    # Each session recorded its own end: the crash after epoch 1, then the
+    # resumed epoch 2.
+    assert [s["epochs_completed"] for s in sessions] == [1, 2]
     for session in sessions:
         assert session["data_parallel"]["processes"] == 2
         assert session["data_parallel"]["replicas"] == 2

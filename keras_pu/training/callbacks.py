@@ -178,6 +178,33 @@ class LearningRateLogger(keras.callbacks.Callback):
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(lr))
 
 
+class SessionClock(keras.callbacks.Callback):
+    """Records in run.json when this training session last finished an
+    epoch (`sessions[-1]["last_epoch_ended"]`, UTC, and
+    `sessions[-1]["epochs_completed"]`), so that the time a run trained is
+    the sum of its sessions' spans, whatever the gaps between an
+    interruption and `--resume`.
+
+    Args:
+        run_file: the run's run.json path.
+        run_info: the dict written there; its last session is this one.
+        now: a function returning the current time as an ISO string.
+    """
+
+    def __init__(self, run_file, run_info, now):
+        super().__init__()
+        self.run_file = run_file
+        self.run_info = run_info
+        self.now = now
+
+    def on_epoch_end(self, epoch, logs=None):
+        session = self.run_info["sessions"][-1]
+        session["last_epoch_ended"] = self.now()
+        session["epochs_completed"] = epoch + 1
+        atomic_write_text(self.run_file,
+                          json.dumps(self.run_info, indent=2) + "\n")
+
+
 class RunCheckpoint(keras.callbacks.Callback):
     """Writes the run's checkpoints after every epoch.
 

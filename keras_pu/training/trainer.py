@@ -9,6 +9,7 @@ A run folder holds:
 ```
 recipe.json            the complete recipe (defaults filled in)
 run.json               backend, versions, devices, data, split sizes, sessions
+                       (each: when it started and last finished an epoch)
 history.csv            one row per epoch (losses, metrics, learning rate)
 training_state.json    epochs completed, best value, early-stopping counters
 checkpoints/last.keras full model + optimizer state + run state after the
@@ -47,6 +48,7 @@ from keras_pu.training.callbacks import LAST_CHECKPOINT
 from keras_pu.training.callbacks import LearningRateLogger
 from keras_pu.training.callbacks import ResumableEarlyStopping
 from keras_pu.training.callbacks import RunCheckpoint
+from keras_pu.training.callbacks import SessionClock
 from keras_pu.training.callbacks import atomic_save_model
 from keras_pu.training.callbacks import atomic_write_text
 from keras_pu.training.callbacks import committed_state
@@ -690,6 +692,8 @@ def _train(recipe, run_dir, state, run_info, data_path, resume, distribute,
         state_sources=state_sources,
     )
     callbacks.append(checkpoint)
+    if chief:
+        callbacks.append(SessionClock(run_dir / RUN_FILE, run_info, _now))
     if engine.world_size > 1:
         callbacks.append(SyncStop(engine))
     callbacks.append(keras.callbacks.TerminateOnNaN())
