@@ -32,7 +32,7 @@ PRESETS = (
     "resunet_kvasir", "pu_unet_busi", "resunet_busi",
     "pu_unet_efficientnet_lite0_kvasir", "resunet_efficientnet_lite0_kvasir",
     "pu_unet_efficientnet_lite0_busi", "pu_unet_efficientnet_lite0_isic",
-    "resunet_efficientnet_lite0_busi",
+    "resunet_efficientnet_lite0_busi", "resunet_efficientnet_lite0_isic",
 )
 EXPECTED_CLASS = {
     "pu_unet_efficientnet_lite0_kvasir": "EncoderPUUNet",
@@ -40,6 +40,7 @@ EXPECTED_CLASS = {
     "pu_unet_efficientnet_lite0_busi": "EncoderPUUNet",
     "pu_unet_efficientnet_lite0_isic": "EncoderPUUNet",
     "resunet_efficientnet_lite0_busi": "EncoderResUNet",
+    "resunet_efficientnet_lite0_isic": "EncoderResUNet",
 }
 
 
