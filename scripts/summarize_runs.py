@@ -104,6 +104,9 @@ def read_run(folder, hardware):
         "epochs": len(history),
         "seed": recipe["training"]["seed"],
         "selfreg": bool(recipe["selfreg"]["enabled"]),
+        # The Keras dtype policy the run trained under (the run's recipe
+        # holds what "auto" resolved to).
+        "precision": recipe["training"]["dtype_policy"],
         "wall_minutes": wall_minutes,
         "sessions": len(run["sessions"]),
         "best_epoch": int(best["epoch"]) + 1,

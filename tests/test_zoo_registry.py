@@ -585,8 +585,8 @@ def test_cards_compare_presets_experiments_and_the_paper(zoo_presets, tmp_path):
         "metrics": {"dice": {"mean": 0.8123, "std": 0.0211}},
     }])
     registry.update_preset("tiny_pu", training={
-        "hardware": "2 CPU cores", "backend": "jax", "image_size": [32, 32],
-        "epochs": 3, "seed": 7, "wall_minutes": 2.0})
+        "hardware": "2 CPU cores", "backend": "jax", "precision": "mixed_bfloat16",
+        "image_size": [32, 32], "epochs": 3, "seed": 7, "wall_minutes": 2.0})
     registry.update_preset("tiny_pu", hub={"repo_id": "keras-pu-test/tiny_pu", "revision": "a" * 40})
     registry.save()
     old = registry.get("tiny_pu").files["README.md"]
@@ -599,7 +599,7 @@ def test_cards_compare_presets_experiments_and_the_paper(zoo_presets, tmp_path):
     assert "| `tiny_res` | 1 | 0.830 |" in text
     assert "| PU-UNet + SelfReg | 3 (seeds 1, 2, 3) | 0.812 ± 0.021 |" in text
     assert "| PU-UNet paper (arXiv 2606.20035), Kvasir-SEG | — | 0.959 |" in text
-    assert "for 3 epochs at 32x32" in text
+    assert "with the jax backend, in mixed_bfloat16, for 3 epochs at 32x32" in text
     # The card is a file of the preset: its checksum follows, and the old
     # pinned revision no longer holds these files.
     assert refreshed.files["README.md"] != old

@@ -296,6 +296,8 @@ def training_text(training):
         parts.append(f"trained on {training['hardware']}")
     if training.get("backend"):
         parts.append(f"with the {training['backend']} backend")
+    if training.get("precision"):
+        parts.append(f"in {training['precision']}")
     if training.get("epochs"):
         size = training.get("image_size")
         at = f" at {size[0]}x{size[1]}" if size else ""
