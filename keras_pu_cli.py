@@ -69,15 +69,14 @@ def main(argv=None):
         console.quiet_tensorflow_info()
         # TensorFlow reads this once, on import; it also serves the
         # augmentation under torch and JAX models (keras_pu.data.augment).
-        package_loaded = "keras_pu" in sys.modules
         with _package_without_keras():
             from keras_pu.hardware import prefer_tensorflow_onednn
 
             prefer_tensorflow_onednn()
-            if not package_loaded:
-                # Loaded under the bare package: forget it, so that the real
-                # package imports it again and gets its `hardware` attribute.
-                del sys.modules["keras_pu.hardware"]
+        if "keras_pu" not in sys.modules:
+            # Loaded under the bare package: forget it, so that the real
+            # package imports it again and gets its `hardware` attribute.
+            sys.modules.pop("keras_pu.hardware", None)
     with console.plain_output_unless_terminal():
         return run_parsed(parser, args)
 

@@ -146,6 +146,11 @@ def active_device(backend=None):
 TENSORFLOW_ONEDNN_DEFAULT_FLAGS = ("avx512_vnni", "avx512_bf16", "amx_tile",
                                    "amx_bf16", "amx_int8")
 TENSORFLOW_ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
+X86_64_MACHINES = ("x86_64", "amd64")
+
+
+def _is_x86_64(machine=None):
+    return (machine or platform.machine()).lower() in X86_64_MACHINES
 
 
 def _env_flag(value):
@@ -188,10 +193,8 @@ def prefer_tensorflow_onednn(machine=None):
             x86-64 gets the setting, where oneDNN is TensorFlow's tested
             CPU path.
     """
-    if TENSORFLOW_ONEDNN_ENV in os.environ or "tensorflow" in sys.modules:
-        return False
-    machine = (machine or platform.machine()).lower()
-    if machine not in ("x86_64", "amd64"):
+    if (TENSORFLOW_ONEDNN_ENV in os.environ or "tensorflow" in sys.modules
+            or not _is_x86_64(machine)):
         return False
     os.environ[TENSORFLOW_ONEDNN_ENV] = "1"
     return True
@@ -214,10 +217,8 @@ def tensorflow_onednn_advice(backend=None, device=None, flags=None,
     import keras
 
     backend = backend or keras.backend.backend()
-    if backend != "tensorflow" or TENSORFLOW_ONEDNN_ENV in os.environ:
-        return None
-    machine = (machine or platform.machine()).lower()
-    if machine not in ("x86_64", "amd64"):
+    if (backend != "tensorflow" or TENSORFLOW_ONEDNN_ENV in os.environ
+            or not _is_x86_64(machine)):
         return None
     device = device or active_device(backend)
     if device.kind != "cpu" or _onednn_enabled(backend, flags):

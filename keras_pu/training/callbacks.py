@@ -178,6 +178,11 @@ class LearningRateLogger(keras.callbacks.Callback):
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(lr))
 
 
+def write_run_info(path, run_info):
+    """Writes run.json (atomically)."""
+    atomic_write_text(path, json.dumps(run_info, indent=2) + "\n")
+
+
 class SessionClock(keras.callbacks.Callback):
     """Records in run.json when this training session last finished an
     epoch (`sessions[-1]["last_epoch_ended"]`, UTC, and
@@ -201,8 +206,7 @@ class SessionClock(keras.callbacks.Callback):
         session = self.run_info["sessions"][-1]
         session["last_epoch_ended"] = self.now()
         session["epochs_completed"] = epoch + 1
-        atomic_write_text(self.run_file,
-                          json.dumps(self.run_info, indent=2) + "\n")
+        write_run_info(self.run_file, self.run_info)
 
 
 class RunCheckpoint(keras.callbacks.Callback):

@@ -50,10 +50,10 @@ from keras_pu.training.callbacks import ResumableEarlyStopping
 from keras_pu.training.callbacks import RunCheckpoint
 from keras_pu.training.callbacks import SessionClock
 from keras_pu.training.callbacks import atomic_save_model
-from keras_pu.training.callbacks import atomic_write_text
 from keras_pu.training.callbacks import committed_state
 from keras_pu.training.callbacks import monitor_mode
 from keras_pu.training.callbacks import read_state
+from keras_pu.training.callbacks import write_run_info
 from keras_pu.training.pipeline import EpochSync
 from keras_pu.training.recipe import Recipe
 from keras_pu.training.recipe import RecipeError
@@ -638,8 +638,7 @@ def _train(recipe, run_dir, state, run_info, data_path, resume, distribute,
         sessions=sessions,
     )
     if chief:
-        atomic_write_text(run_dir / RUN_FILE,
-                          json.dumps(run_info, indent=2) + "\n")
+        write_run_info(run_dir / RUN_FILE, run_info)
 
     callbacks = [EpochSync(train_seq)]
     freeze_epochs = training["freeze_encoder_epochs"]

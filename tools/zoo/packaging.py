@@ -283,9 +283,9 @@ def refresh_cards(
     """Regenerates the model card of every trained preset from the registry
     (after its metrics, training notes or the dataset's experiments changed),
     drops machine paths from its metrics.json and recipe.json
-    (`without_machine_paths`), and records the new files' sha256. A preset whose card changed is no
-    longer what its pinned Hub revision holds, so its revision is reset
-    until `zoo/publish.py` uploads it again.
+    (`without_machine_paths`), and records the new files' sha256. A preset
+    whose files changed is no longer what its pinned Hub revision holds, so
+    its revision is reset until `zoo/publish.py` uploads it again.
 
     Args:
         names: only these presets (default: every trained one). A named
