@@ -257,11 +257,23 @@ def test_resume_continues_exactly_where_the_run_stopped(trained_run, busi,
     assert "already finished" in capsys.readouterr().out
 
 
-def test_selfreg_and_mixed_precision_options(busi, tmp_path):
+def test_deep_supervision_flag_sets_the_model_config(recipe_file, capsys):
+    for flag, value in (("--deep-supervision", True),
+                        ("--no-deep-supervision", False)):
+        assert cli("train", "--recipe", recipe_file, flag,
+                   "--print-recipe") == 0
+        recipe = json.loads(capsys.readouterr().out)
+        assert recipe["model"]["config"]["deep_supervision"] is value
+
+
+def test_selfreg_deep_supervision_and_mixed_precision_options(busi, tmp_path):
     recipe = Recipe.from_dict(TINY_RECIPE).replace({
         "selfreg.enabled": True, "selfreg.lambda_scr": 0.1,
         "training.epochs": 1, "training.steps_per_epoch": 1,
         "training.dtype_policy": "mixed_bfloat16",
+        # depth 3: the smallest U-Net with a level to supervise.
+        "model.config": {**TINY_RECIPE["model"]["config"], "depth": 3,
+                         "deep_supervision": True},
     })
 
     class Policy(keras.callbacks.Callback):
@@ -277,9 +289,13 @@ def test_selfreg_and_mixed_precision_options(busi, tmp_path):
     with open(summary["history"]) as f:
         row = next(csv.DictReader(f))
     assert float(row["scr_loss"]) > 0 and float(row["ifd_loss"]) > 0
-    # The saved model is the plain model: SelfReg exists at training only.
+    assert float(row["deep_supervision_loss"]) > 0
+    # SelfReg exists at training only; the deep-supervision head is part of
+    # the model (saved, unused at inference).
     model = keras.saving.load_model(summary["model_path"])
     assert model.feature_loss is None
+    assert [h.name for h in model.deep_supervision_heads] == [
+        "deep_supervision_head_2"]
 
 
 def test_precision_auto_is_resolved_printed_recorded_and_kept_on_resume(

@@ -112,6 +112,11 @@ def add_parser(subparsers):
     p.add_argument("--learning-rate", type=float)
     p.add_argument("--selfreg", action=argparse.BooleanOptionalAction,
                    default=None, help="SelfReg self-distillation on/off")
+    p.add_argument("--deep-supervision", action=argparse.BooleanOptionalAction,
+                   default=None, help="auxiliary heads on the coarser decoder "
+                   "stages, trained against downsampled masks (nnU-Net's "
+                   "deep supervision; training only): sets "
+                   "model.config.deep_supervision")
     p.add_argument("--seed", type=int)
     p.add_argument("--patience", type=int,
                    help="early-stopping patience in epochs")
@@ -229,6 +234,10 @@ def build_recipe(args):
     if args.no_early_stopping:
         changes.append(("--no-early-stopping", "early_stopping.enabled",
                         False))
+    if args.deep_supervision is not None:
+        changes.append(("--deep-supervision", *_setting_change(
+            recipe, changes, "model.config.deep_supervision",
+            args.deep_supervision)))
     # One validated replace for the flags and every --set, so that checks
     # across keys (image size vs model depth) see all of them at once.
     for key, value in args.settings:

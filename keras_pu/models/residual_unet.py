@@ -153,12 +153,24 @@ class ResidualUNet(SegmentationModel):
         pu_clip_value=6.0,
         pu_clip_mode="hard",
         pu_stabilized=True,
+        deep_supervision=False,
         dtype=None,
         name=None,
         **kwargs,
     ):
         cls_name = type(self).__name__
         widths, depth = resolve_widths(widths, depth)
+        if not isinstance(deep_supervision, bool):
+            raise ValueError(
+                f"{cls_name}: `deep_supervision` must be True or False. "
+                f"Received: deep_supervision={deep_supervision!r}"
+            )
+        if deep_supervision and depth < 3:
+            raise ValueError(
+                f"{cls_name}: deep supervision needs depth >= 3 (it "
+                "supervises the decoder levels between the coarsest and the "
+                f"output); received depth={depth}."
+            )
         data_format = standardize_data_format(data_format)
         input_shape = _check_input_shape(input_shape, depth, data_format)
         # `data_format` is the layout of the images and logits; the layers
@@ -242,7 +254,16 @@ class ResidualUNet(SegmentationModel):
         self.pu_clip_value = pu_clip_value
         self.pu_clip_mode = pu_clip_mode
         self.pu_stabilized = pu_stabilized
+        self.deep_supervision = deep_supervision
         self.dtype_arg = dtype
+        if deep_supervision:
+            self._add_deep_supervision(
+                [(unet_builder.decoder_stage_name(level), 2**level)
+                 for level in range(1, depth - 1)],
+                num_classes,
+                data_format,
+                layout,
+            )
 
     @property
     def feature_layers(self):
@@ -333,6 +354,7 @@ class ResidualUNet(SegmentationModel):
             "pu_clip_value": self.pu_clip_value,
             "pu_clip_mode": self.pu_clip_mode,
             "pu_stabilized": self.pu_stabilized,
+            "deep_supervision": self.deep_supervision,
             "dtype": _serialize_dtype(self.dtype_arg),
         }
 
@@ -358,7 +380,7 @@ class ResUNet(ResidualUNet):
     Args:
         input_shape, num_classes, widths, depth, blocks_per_stage,
         upsampling, data_format, compute_data_format, batchnorm_momentum,
-        dtype, name: see
+        deep_supervision, dtype, name: see
             `ResidualUNet`.
 
     Example:
@@ -433,8 +455,8 @@ class PUUNet(ResidualUNet):
             meaning `(depth - 1, depth)`.
         input_shape, num_classes, widths, depth, blocks_per_stage,
         upsampling, data_format, compute_data_format, batchnorm_momentum,
-        pu_epsilon, pu_clip_value, pu_clip_mode, pu_stabilized, dtype,
-        name: see
+        pu_epsilon, pu_clip_value, pu_clip_mode, pu_stabilized,
+        deep_supervision, dtype, name: see
             `ResidualUNet`.
 
     Example:

@@ -81,6 +81,12 @@ class EncoderUNet(SegmentationModel):
         pu_epsilon, pu_clip_value, pu_clip_mode, pu_stabilized: product-unit
             settings (see `ProductUnit2D`). Defaults to `1e-3`, `6.0`,
             `"hard"`, `True`.
+        deep_supervision: `True` adds auxiliary 1x1-convolution heads to
+            the decoder stages at strides 16, 8, 4 and 2, trained against
+            the downsampled masks with weights 1/2 (stride 2), 1/4, ...
+            (nnU-Net's deep supervision; see
+            `keras_pu.models.deep_supervision`). Training only: inference
+            returns the main logits. Defaults to `False`.
         dtype: dtype policy. Defaults to the global policy.
         name: model name.
         **kwargs: other `keras.Model` arguments.
@@ -115,11 +121,17 @@ class EncoderUNet(SegmentationModel):
         pu_clip_value=6.0,
         pu_clip_mode="hard",
         pu_stabilized=True,
+        deep_supervision=False,
         dtype=None,
         name=None,
         **kwargs,
     ):
         cls_name = type(self).__name__
+        if not isinstance(deep_supervision, bool):
+            raise ValueError(
+                f"{cls_name}: `deep_supervision` must be True or False. "
+                f"Received: deep_supervision={deep_supervision!r}"
+            )
         if encoder not in ENCODERS:
             raise ValueError(
                 f"{cls_name}: unknown encoder {encoder!r}; available: "
@@ -251,8 +263,19 @@ class EncoderUNet(SegmentationModel):
         self.pu_clip_value = pu_clip_value
         self.pu_clip_mode = pu_clip_mode
         self.pu_stabilized = pu_stabilized
+        self.deep_supervision = deep_supervision
         self.dtype_arg = dtype
         self._encoder_layer_names = _encoder_layer_names(self)
+        if deep_supervision:
+            # Every decoder stage but the output (stride 1) and the bridge
+            # (stride 32), finest first.
+            self._add_deep_supervision(
+                [(decoder_stage_name(stride), stride)
+                 for stride in reversed(DECODER_STRIDES[1:-1])],
+                num_classes,
+                data_format,
+                layout,
+            )
         if encoder_weights is not None:
             load_weights_by_name(self, encoder_weights)
         if not encoder_trainable:
@@ -337,6 +360,7 @@ class EncoderUNet(SegmentationModel):
             "pu_clip_value": self.pu_clip_value,
             "pu_clip_mode": self.pu_clip_mode,
             "pu_stabilized": self.pu_stabilized,
+            "deep_supervision": self.deep_supervision,
             "dtype": _serialize_dtype(self.dtype_arg),
         }
 
