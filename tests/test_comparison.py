@@ -9,7 +9,9 @@ import pytest
 
 from keras_pu.cli.main import main
 from keras_pu.metrics.comparison import compare_per_image
+from keras_pu.metrics.comparison import compare_seed_groups
 from keras_pu.metrics.comparison import paired_bootstrap
+from keras_pu.metrics.comparison import seed_and_image_bootstrap
 
 
 def test_a_clear_difference_is_found_and_its_interval_covers_it():
@@ -99,3 +101,80 @@ def test_keras_pu_compare_reads_run_folders(tmp_path, capsys):
     assert main(["compare", str(tmp_path / "run_a"),
                  str(tmp_path / "missing")]) == 2
     assert "keras-pu evaluate" in capsys.readouterr().err
+
+
+# --- several runs (seeds) per architecture -------------------------------------
+
+
+def test_seed_and_image_bootstrap_with_one_run_each_is_the_paired_bootstrap():
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(0.5, 0.9, 40), rng.uniform(0.5, 0.9, 40)
+    one = seed_and_image_bootstrap(a[None], b[None], num_resamples=2000, seed=3)
+    paired = paired_bootstrap(a, b, num_resamples=2000, seed=3)
+    # Same draws of the images (the run draws are all index 0).
+    assert one["ci_low"] == pytest.approx(paired["ci_low"], abs=0.01)
+    assert one["ci_high"] == pytest.approx(paired["ci_high"], abs=0.01)
+
+
+def test_seed_noise_widens_the_interval():
+    # B = A - 0.02 on every image, but A's runs differ by a seed offset of
+    # +-0.05: over the images alone the seed-averaged difference is exact,
+    # over the seeds it is not.
+    rng = np.random.default_rng(1)
+    images = rng.uniform(0.5, 0.9, 100)
+    a = np.stack([images + 0.05, images - 0.05, images + 0.0])
+    b = np.stack([images - 0.02] * 3)
+    images_only = paired_bootstrap(a.mean(0), b.mean(0), num_resamples=2000)
+    both = seed_and_image_bootstrap(a, b, num_resamples=2000)
+    assert images_only["ci_high"] - images_only["ci_low"] < 1e-9
+    # The true difference is +0.02, but with three runs a draw of A's worst
+    # run thrice (-0.05, probability 1/27) is more likely than 2.5 %: the
+    # interval reaches below 0.
+    assert both["ci_low"] < 0.0 < both["ci_high"]
+    assert both["ci_high"] - both["ci_low"] > 0.05
+    with pytest.raises(ValueError, match="same images"):
+        seed_and_image_bootstrap(a, b[:, :50])
+
+
+def test_compare_seed_groups_reads_runs_and_reports_the_spread(tmp_path):
+    rng = np.random.default_rng(2)
+    base = rng.uniform(0.5, 0.9, 30)
+    runs_a = [write_scores(tmp_path / f"a{k}.csv",
+                           {f"i{i}": (v + off, 1.0) for i, v in enumerate(base)})
+              for k, off in enumerate((0.04, 0.06, 0.05))]
+    runs_b = [write_scores(tmp_path / f"b{k}.csv",
+                           {f"i{i}": (v, 1.0) for i, v in enumerate(base)})
+              for k in range(2)]
+    result = compare_seed_groups(runs_a, runs_b, num_resamples=500)
+    assert result["runs_a"] == 3 and result["runs_b"] == 2
+    assert result["mean_difference"] == pytest.approx(0.05)
+    assert result["run_means_a"][0] - result["run_means_b"][0] == pytest.approx(0.04)
+    assert result["sd_a"] == pytest.approx(0.01)
+    assert result["sd_b"] == pytest.approx(0.0, abs=1e-12)
+    both = result["seeds_and_images"]
+    assert 0.04 - 1e-9 <= both["ci_low"] <= 0.05 <= both["ci_high"] <= 0.06 + 1e-9
+    other = write_scores(tmp_path / "c.csv", {"j0": (0.5, 1.0), "j1": (0.5, 1.0)})
+    with pytest.raises(ValueError, match="different images"):
+        compare_seed_groups(runs_a, [other])
+
+
+def test_keras_pu_compare_against_several_runs(tmp_path, capsys):
+    base = np.random.default_rng(5).uniform(0.5, 0.9, 40)
+    for name, off in (("pu_s1", 0.03), ("pu_s2", 0.05), ("res_s1", 0.0),
+                      ("res_s2", 0.0)):
+        write_scores(tmp_path / name / "eval_test" / "per_image.csv",
+                     {f"i{k}": (v + off, 1.0) for k, v in enumerate(base)})
+    args = ["compare", str(tmp_path / "pu_s1"), str(tmp_path / "pu_s2"),
+            "--against", str(tmp_path / "res_s1"), str(tmp_path / "res_s2"),
+            "--resamples", "500"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "A: 2 run(s)" in out and "sd over runs" in out
+    assert "A - B = +0.0400" in out and "over seeds and images" in out
+    assert main(args + ["--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["sd_a"] == pytest.approx(np.std([0.03, 0.05], ddof=1))
+    # Three evaluations without --against: which is B is ambiguous.
+    assert main(["compare", str(tmp_path / "pu_s1"), str(tmp_path / "pu_s2"),
+                 str(tmp_path / "res_s1")]) == 2
+    assert "--against" in capsys.readouterr().err

@@ -13,8 +13,13 @@ the other, and that shared difficulty cancels out of the difference.
 
 This measures the uncertainty from the test images for fixed trained
 models. It says nothing about training noise: a different seed gives a
-different model, so claims about architectures need several seeds as well
-(docs/results.md reports both).
+different model, so claims about architectures need several seeds as well.
+`compare_seed_groups(runs_a, runs_b)` takes several runs (seeds) of each
+architecture: it reports each side's mean and standard deviation over its
+runs, the paired bootstrap of the seed-averaged per-image scores, and a
+bootstrap that resamples the runs of each side as well as the images
+(`seed_and_image_bootstrap`), whose interval carries both sources of
+noise.
 """
 
 import csv
@@ -176,3 +181,120 @@ def compare_per_image(path_a, path_b, metric="dice", **bootstrap_args):
     result["left_out"] = len(all_a) - len(common)
     return result
 
+
+
+def seed_and_image_bootstrap(scores_a, scores_b, num_resamples=10000,
+                             confidence=0.95, seed=0):
+    """Bootstrap of the difference between two groups of runs, resampling
+    the runs of each group and the images.
+
+    Each resample draws, with replacement, as many runs of A as A has, as
+    many of B as B has, and as many images as there are; its value is the
+    mean over the drawn images of (mean of the drawn A runs - mean of the
+    drawn B runs). The images are drawn once per resample for both groups,
+    so the pairing by image is kept. With one run per group this is
+    `paired_bootstrap`.
+
+    Args:
+        scores_a: `(runs_a, images)` per-image scores of A's runs.
+        scores_b: `(runs_b, images)` per-image scores of B's runs, the same
+            images in the same order.
+        num_resamples, confidence, seed: as in `paired_bootstrap`.
+
+    Returns:
+        dict with `ci_low`, `ci_high`, `p_value` (as in `paired_bootstrap`),
+        `confidence` and `num_resamples`.
+    """
+    a = np.asarray(scores_a, dtype=np.float64)
+    b = np.asarray(scores_b, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(
+            "seed_and_image_bootstrap: scores must be (runs, images) arrays "
+            f"over the same images; got shapes {a.shape} and {b.shape}."
+        )
+    if a.shape[1] < 2 or not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError(
+            "seed_and_image_bootstrap: needs at least 2 images and finite "
+            "scores."
+        )
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1); got {confidence!r}.")
+    num_resamples = int(num_resamples)
+    if num_resamples < 100:
+        raise ValueError(
+            f"num_resamples must be >= 100; got {num_resamples!r}."
+        )
+    (runs_a, num_images), runs_b = a.shape, b.shape[0]
+    rng = np.random.default_rng(seed)
+    means = np.empty(num_resamples)
+    chunk = max(1, 2_000_000 // (num_images * max(runs_a, runs_b)))
+    for start in range(0, num_resamples, chunk):
+        n = min(start + chunk, num_resamples) - start
+        drawn_a = a[rng.integers(0, runs_a, size=(n, runs_a))].mean(axis=1)
+        drawn_b = b[rng.integers(0, runs_b, size=(n, runs_b))].mean(axis=1)
+        images = rng.integers(0, num_images, size=(n, num_images))
+        means[start:start + n] = np.take_along_axis(
+            drawn_a - drawn_b, images, axis=1
+        ).mean(axis=1)
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(means, [tail, 1.0 - tail])
+    p_value = min(1.0, 2.0 * min(np.mean(means <= 0.0), np.mean(means >= 0.0)))
+    return {
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "confidence": float(confidence),
+        "num_resamples": num_resamples,
+        "p_value": float(max(p_value, 2.0 / num_resamples)),
+    }
+
+
+def compare_seed_groups(paths_a, paths_b, metric="dice", **bootstrap_args):
+    """Compares two architectures, each trained several times (seeds), on
+    one test split.
+
+    Args:
+        paths_a, paths_b: lists of `per_image.csv` files (or the folders
+            holding them), one per run.
+        metric: a per-image column, as in `compare_per_image`.
+        **bootstrap_args: `num_resamples`, `confidence`, `seed`.
+
+    Returns:
+        `paired_bootstrap`'s dict for the seed-averaged per-image scores
+        (A minus B), plus `metric`, `left_out` (images without a finite
+        score in some run), `runs_a` / `runs_b` (number of runs),
+        `run_means_a` / `run_means_b` (each run's mean over the compared
+        images), `sd_a` / `sd_b` (standard deviation of those means over
+        runs, `ddof=1`; `None` for a single run) and `seeds_and_images`:
+        the interval and p-value of `seed_and_image_bootstrap`.
+
+    Raises:
+        ValueError: an empty group, or runs that score different images.
+    """
+    paths_a, paths_b = list(paths_a), list(paths_b)
+    if not paths_a or not paths_b:
+        raise ValueError("compare_seed_groups: each group needs >= 1 run.")
+    read = [(path, *_read_scores(path, metric)) for path in paths_a + paths_b]
+    first_path, all_ids, _ = read[0]
+    for path, ids, _ in read[1:]:
+        if ids != all_ids:
+            raise ValueError(
+                f"{first_path} and {path} score different images: evaluate "
+                "every run on the same split."
+            )
+    common = sorted(set.intersection(*(set(scores) for _, _, scores in read)))
+    table = np.array([[scores[i] for i in common] for _, _, scores in read])
+    a, b = table[:len(paths_a)], table[len(paths_a):]
+    result = paired_bootstrap(a.mean(axis=0), b.mean(axis=0), **bootstrap_args)
+    run_means_a, run_means_b = a.mean(axis=1), b.mean(axis=1)
+    result.update(
+        metric=metric,
+        left_out=len(all_ids) - len(common),
+        runs_a=len(paths_a),
+        runs_b=len(paths_b),
+        run_means_a=[float(v) for v in run_means_a],
+        run_means_b=[float(v) for v in run_means_b],
+        sd_a=float(run_means_a.std(ddof=1)) if len(paths_a) > 1 else None,
+        sd_b=float(run_means_b.std(ddof=1)) if len(paths_b) > 1 else None,
+        seeds_and_images=seed_and_image_bootstrap(a, b, **bootstrap_args),
+    )
+    return result
