@@ -76,13 +76,7 @@ def paired_bootstrap(a, b, num_resamples=10000, confidence=0.95, seed=0):
             "paired_bootstrap: scores must be finite (drop the images whose "
             "metric is undefined, e.g. HD95 with one empty mask, from both)."
         )
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1); got {confidence!r}.")
-    if int(num_resamples) < 100:
-        raise ValueError(
-            f"num_resamples must be >= 100; got {num_resamples!r}."
-        )
-    num_resamples = int(num_resamples)
+    num_resamples = _checked_resamples(num_resamples, confidence)
     difference = a - b
     rng = np.random.default_rng(seed)
     means = np.empty(num_resamples)
@@ -92,19 +86,39 @@ def paired_bootstrap(a, b, num_resamples=10000, confidence=0.95, seed=0):
         stop = min(start + chunk, num_resamples)
         index = rng.integers(0, len(a), size=(stop - start, len(a)))
         means[start:stop] = difference[index].mean(axis=1)
-    tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(means, [tail, 1.0 - tail])
-    p_value = min(1.0, 2.0 * min(np.mean(means <= 0.0), np.mean(means >= 0.0)))
     return {
         "num_images": int(len(a)),
         "mean_a": float(a.mean()),
         "mean_b": float(b.mean()),
         "mean_difference": float(difference.mean()),
+        **_interval(means, confidence),
+    }
+
+
+def _checked_resamples(num_resamples, confidence):
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1); got {confidence!r}.")
+    if int(num_resamples) < 100:
+        raise ValueError(
+            f"num_resamples must be >= 100; got {num_resamples!r}."
+        )
+    return int(num_resamples)
+
+
+def _interval(resampled_means, confidence):
+    """Percentile interval and two-sided p-value of "no difference" (twice
+    the smaller share of resampled means on either side of 0, at most 1, at
+    least 2 / resamples) of a bootstrap distribution."""
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(resampled_means, [tail, 1.0 - tail])
+    share = min(np.mean(resampled_means <= 0.0), np.mean(resampled_means >= 0.0))
+    return {
         "ci_low": float(low),
         "ci_high": float(high),
         "confidence": float(confidence),
-        "num_resamples": num_resamples,
-        "p_value": float(max(p_value, 2.0 / num_resamples)),
+        "num_resamples": len(resampled_means),
+        "p_value": float(max(min(1.0, 2.0 * share),
+                             2.0 / len(resampled_means))),
     }
 
 
@@ -217,13 +231,7 @@ def seed_and_image_bootstrap(scores_a, scores_b, num_resamples=10000,
             "seed_and_image_bootstrap: needs at least 2 images and finite "
             "scores."
         )
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1); got {confidence!r}.")
-    num_resamples = int(num_resamples)
-    if num_resamples < 100:
-        raise ValueError(
-            f"num_resamples must be >= 100; got {num_resamples!r}."
-        )
+    num_resamples = _checked_resamples(num_resamples, confidence)
     (runs_a, num_images), runs_b = a.shape, b.shape[0]
     rng = np.random.default_rng(seed)
     means = np.empty(num_resamples)
@@ -236,16 +244,7 @@ def seed_and_image_bootstrap(scores_a, scores_b, num_resamples=10000,
         means[start:start + n] = np.take_along_axis(
             drawn_a - drawn_b, images, axis=1
         ).mean(axis=1)
-    tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(means, [tail, 1.0 - tail])
-    p_value = min(1.0, 2.0 * min(np.mean(means <= 0.0), np.mean(means >= 0.0)))
-    return {
-        "ci_low": float(low),
-        "ci_high": float(high),
-        "confidence": float(confidence),
-        "num_resamples": num_resamples,
-        "p_value": float(max(p_value, 2.0 / num_resamples)),
-    }
+    return _interval(means, confidence)
 
 
 def compare_seed_groups(paths_a, paths_b, metric="dice", **bootstrap_args):
