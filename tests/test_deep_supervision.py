@@ -29,6 +29,20 @@ def np_average_pool(masks, factor):
     )
 
 
+def training_loss(model, images, masks):
+    """The training step's loss (forward pass and `compute_loss`, as
+    `train_step` does, without compiling a step function) and the reported
+    auxiliary term."""
+    model.reset_metrics()
+    images = keras.ops.convert_to_tensor(images)
+    y_pred = model(images, training=True)
+    loss = model.compute_loss(x=images, y=keras.ops.convert_to_tensor(masks),
+                              y_pred=y_pred, training=True)
+    results = model.compute_metrics(images, masks, y_pred)
+    return float(to_numpy(loss)), float(to_numpy(
+        results["deep_supervision_loss"]))
+
+
 # --- targets ------------------------------------------------------------------
 
 
@@ -105,20 +119,6 @@ def test_inference_is_the_model_without_heads():
         model.predict(images, verbose=0), plain.predict(images, verbose=0),
         atol=1e-6,
     )
-
-
-def training_loss(model, images, masks):
-    """The training step's loss (forward pass and `compute_loss`, as
-    `train_step` does, without compiling a step function) and the reported
-    auxiliary term."""
-    model.reset_metrics()
-    images = keras.ops.convert_to_tensor(images)
-    y_pred = model(images, training=True)
-    loss = model.compute_loss(x=images, y=keras.ops.convert_to_tensor(masks),
-                              y_pred=y_pred, training=True)
-    results = model.compute_metrics(images, masks, y_pred)
-    return float(to_numpy(loss)), float(to_numpy(
-        results["deep_supervision_loss"]))
 
 
 def test_loss_is_main_plus_weighted_auxiliary_losses():
