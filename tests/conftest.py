@@ -27,6 +27,21 @@ import keras  # noqa: E402
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
+# Tests that cover every backend by themselves (the others in subprocesses)
+# or need no backend at all run in one session of the suite only: PyTorch's,
+# the session that otherwise ends first (TensorFlow's is the longest: its
+# tracing of each train step is the suite's largest cost).
+ONCE_PER_SUITE_BACKEND = "torch"
+
+
+def once_per_suite(why):
+    """A skipif marker that runs a test in the ONCE_PER_SUITE_BACKEND
+    session only; `why` says why once is enough."""
+    return pytest.mark.skipif(
+        keras.backend.backend() != ONCE_PER_SUITE_BACKEND,
+        reason=f"{why}; runs once, in the {ONCE_PER_SUITE_BACKEND} session",
+    )
+
 
 def pytest_report_header(config):
     return f"keras {keras.__version__}, backend: {keras.backend.backend()}"

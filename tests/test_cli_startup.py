@@ -24,6 +24,7 @@ from keras_pu.cli import backend as backend_lib
 from keras_pu.cli import console
 from keras_pu.cli.main import SUBCOMMANDS
 from tests.conftest import REPO_ROOT
+from tests.conftest import once_per_suite
 
 HEAVY_MODULES = ("keras", "tensorflow", "torch", "jax", "keras_pu.models")
 
@@ -152,11 +153,7 @@ def test_keras_progress_bar_in_a_log_file_has_no_ansi_codes(tmp_path):
     assert "\x1b" not in text
 
 
-@pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow",
-    reason="runs the other backends in subprocesses itself; runs once, in "
-    "the tensorflow session",
-)
+@once_per_suite("runs its backend in a subprocess itself")
 def test_demo_under_torch_without_tensorflow(tmp_path):
     env = env_without_backend_choice(tmp_path)
     env.pop("KERAS_PU_ZOO_DIR", None)
@@ -171,11 +168,7 @@ def test_demo_under_torch_without_tensorflow(tmp_path):
     assert "Traceback" not in stderr
 
 
-@pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow",
-    reason="imports TensorFlow in a subprocess (backend-independent); runs "
-    "once, in the tensorflow session",
-)
+@once_per_suite("imports TensorFlow in a subprocess (backend-independent)")
 def test_tensorflow_info_lines_are_dropped():
     code = textwrap.dedent(
         """

@@ -1,7 +1,7 @@
 """Weights saved under one backend load under every other backend and give
-the same logits. This session's process does the TensorFlow part; torch and
-JAX each run in their own subprocess. The test runs once per suite (in the
-TensorFlow session), since it covers all three backends by construction."""
+the same logits. This session's process does its own backend's part; the
+other two each run in their own subprocess. The test runs once per suite,
+since it covers all three backends by construction."""
 
 import json
 import os
@@ -10,16 +10,13 @@ import sys
 import time
 
 import keras
-import pytest
 
 from tests import cross_backend_worker as worker
 from tests.conftest import REPO_ROOT
+from tests.conftest import once_per_suite
 
-pytestmark = pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow",
-    reason="covers all three backends itself (torch and JAX in "
-    "subprocesses); runs once, in the tensorflow session",
-)
+pytestmark = once_per_suite(
+    "covers all three backends itself (the other two in subprocesses)")
 
 
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -73,9 +70,9 @@ def results_of(workers, timeout=900):
 def test_weights_load_across_backends_with_identical_logits(tmp_path):
     # Every backend saves its models, then loads every other backend's
     # (each waits for the others' SAVED markers): every ordered pair of
-    # backends once, torch and JAX in concurrent subprocesses.
+    # backends once, the other two in concurrent subprocesses.
     workers = {b: start_worker(b, tmp_path) for b in BACKENDS
-               if b != "tensorflow"}
+               if b != keras.backend.backend()}
     try:
         worker.save(tmp_path)
         differences = results_of(workers)

@@ -5,7 +5,6 @@ runs in the TensorFlow session only (no backend involved)."""
 import os
 import re
 
-import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -15,14 +14,12 @@ from keras_pu.data import SegmentationAugmentation
 from keras_pu.data import SegmentationSequence
 from keras_pu.data import load_dataset
 from keras_pu.data import ImageReadError
+from tests.conftest import once_per_suite
 from tests.dataset_factory import make_busi
 
 SIZE = (32, 32)
 
-pytestmark = pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow",
-    reason="backend-independent (numpy and Pillow): runs in one session",
-)
+pytestmark = once_per_suite("backend-independent (numpy and Pillow)")
 
 
 @pytest.fixture

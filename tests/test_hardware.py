@@ -10,6 +10,7 @@ import pytest
 from keras_pu import hardware
 from keras_pu.hardware import Device
 from keras_pu.hardware import choose_precision
+from tests.conftest import once_per_suite
 
 CPU = Device("cpu", "test CPU")
 
@@ -81,11 +82,8 @@ def test_prefer_tensorflow_onednn_sets_it_only_when_it_can_matter(
             sys.modules.pop("tensorflow", None)
 
 
-@pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow",
-    reason="the launcher's TensorFlow setting is the same under every "
-    "backend; checked once, in the tensorflow session",
-)
+@once_per_suite("the launcher's TensorFlow setting is the same under every "
+                "backend")
 def test_the_command_runs_tensorflow_on_onednn_unless_told_otherwise(
         tmp_path):
     # A fresh `keras-pu` process with the variable unset gets oneDNN on

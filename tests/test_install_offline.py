@@ -15,7 +15,6 @@ import subprocess
 import sys
 import textwrap
 
-import keras
 import pytest
 
 import keras_pu
@@ -23,6 +22,7 @@ from keras_pu import zoo
 from keras_pu.zoo import registry as registry_lib
 from keras_pu.zoo import sources
 from tests.conftest import REPO_ROOT
+from tests.conftest import once_per_suite
 
 PRESET = "pu_unet_busi"
 # What the keras-pu wheel is built from (a copy, so that the build's own
@@ -49,11 +49,7 @@ def _copy_sources(target):
     (target / "zoo").symlink_to(REPO_ROOT / "zoo", target_is_directory=True)
 
 
-@pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow",
-    reason="builds wheels and a virtual environment (backend-independent); "
-    "runs once, in the tensorflow session",
-)
+@once_per_suite("builds wheels and a virtual environment (backend-independent)")
 @pytest.mark.skipif(
     not (REPO_ROOT / "zoo" / PRESET / "model.weights.h5").is_file(),
     reason=f"zoo/{PRESET} has no weights in this checkout",

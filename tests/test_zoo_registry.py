@@ -24,6 +24,7 @@ from tools.zoo.packaging import summarize_metrics
 from tools.zoo.packaging import without_machine_paths
 from keras_pu.zoo.safety import check_config_is_safe
 from tests.conftest import REPO_ROOT
+from tests.conftest import once_per_suite
 from tests.test_models import disk_batch
 from tests.zoo_fixtures import fixed_input
 
@@ -86,12 +87,9 @@ def test_builtin_registry_describes_every_preset(monkeypatch):
     assert "research and education only" in zoo.info("pu_unet_kvasir")["dataset"]["licence"]
 
 
-@pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow",
-    reason="parameter counts do not depend on the backend, and building two "
-    "2M-parameter models costs ~20 s under JAX; weights=False is tested on "
-    "every backend with the tiny preset",
-)
+@once_per_suite("parameter counts do not depend on the backend, and building "
+                "two 2M-parameter models costs ~20 s under JAX; weights=False "
+                "is tested on every backend with the tiny preset")
 def test_registry_parameters_and_architectures_build(monkeypatch):
     monkeypatch.delenv(registry_lib.REGISTRY_ENV, raising=False)
     for name in ("pu_unet_isic", "resunet_busi"):  # the two architectures

@@ -17,6 +17,7 @@ import pytest
 
 from keras_pu.zoo import registry as registry_lib
 from tests.conftest import REPO_ROOT
+from tests.conftest import once_per_suite
 from tests.run_all_backends import backend_env
 from tests.zoo_fixtures import fixed_input
 
@@ -106,23 +107,20 @@ def test_keras_load_model_hf_then_offline_from_warm_cache(zoo_hub, worker_env, t
     assert "keras-pu zoo download tiny_pu --force" in damaged_result["message"]
 
 
-@pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow",
-    reason="spawns one subprocess per other backend itself; runs once, in "
-    "the tensorflow session",
-)
+@once_per_suite("spawns one subprocess per other backend itself")
 def test_same_preset_same_logits_on_every_backend(zoo_hub, worker_env, tmp_path, monkeypatch):
     from keras_pu import zoo
 
-    # TensorFlow here, through the server; torch and JAX in subprocesses,
-    # offline, from the cache this load fills.
+    # This session's backend here, through the server; the other two in
+    # subprocesses, offline, from the cache this load fills.
     for key in (registry_lib.REGISTRY_ENV, registry_lib.ZOO_DIR_ENV):
         monkeypatch.setenv(key, worker_env[key])
     model = zoo.load("tiny_pu", cache_dir=worker_env["HF_HUB_CACHE"], progress=False)
     out = tmp_path / "out"
     out.mkdir()
-    results = {"tensorflow": np.asarray(model.predict(fixed_input(), verbose=0))}
-    for backend in ("torch", "jax"):
+    here = keras.backend.backend()
+    results = {here: np.asarray(model.predict(fixed_input(), verbose=0))}
+    for backend in (b for b in BACKENDS if b != here):
         run_worker(backend, ["logits", out], dict(worker_env, HF_HUB_OFFLINE="1"))
         results[backend] = np.load(out / f"{backend}_logits.npy")
     for backend, values in results.items():
