@@ -213,6 +213,30 @@ def test_segmentation_model_wraps_any_functional_model(tmp_path):
                                atol=1e-6)
 
 
+def test_fit_traces_the_train_step_once(backend):
+    # Keras builds the optimizer inside the first traced step on
+    # TensorFlow, and a tf.function that creates variables is traced twice
+    # (each trace of a U-Net's step takes seconds); SegmentationModel.fit
+    # builds it first.
+    optimizer_built_at_step = []
+
+    class Counting(SegmentationModel):
+        def train_step(self, *args):  # JAX passes (state, data)
+            optimizer_built_at_step.append(self.optimizer.built)
+            return super().train_step(*args)
+
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="enc")(inputs)
+    model = Counting(inputs, keras.layers.Conv2D(1, 1, name="head")(x))
+    model.compile(optimizer="adam", loss="mse")
+    images, masks = disk_batch(n=6, size=16)
+    model.fit(images, masks, epochs=1, batch_size=2, verbose=0)
+    # PyTorch runs the step eagerly, once per batch; the others trace it.
+    assert len(optimizer_built_at_step) == (3 if backend == "torch" else 1)
+    assert all(optimizer_built_at_step)
+    assert len(model.optimizer.variables) > 2  # Adam's moments exist
+
+
 @pytest.mark.parametrize("model_cls", [ResUNet, PUUNet])
 def test_training_lowers_the_loss_then_save_and_load(model_cls, tmp_path):
     # One fit per model class (tracing a U-Net's train step is the slow part
