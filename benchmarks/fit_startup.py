@@ -15,25 +15,38 @@ nothing here). The two orders alternate, so load changes on the machine
 spread over both. Prints the median seconds of each, how many times the
 train step was traced, and the ratio. Meaningful under TensorFlow; under
 JAX and PyTorch the two orders are the same work.
+
+    KERAS_BACKEND=jax python benchmarks/fit_startup.py --jax-cache
+
+times, for each model, a fresh process that builds it and runs the same
+single-step `fit` (the wall time a user waits, imports included): without
+JAX's persistent compilation cache, with an empty cache folder, and again
+with the folder the previous run filled.
 """
 
 import argparse
+import logging
 import os
 import pathlib
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Each measurement traces a new model's steps on purpose: TensorFlow's
+# retracing advice does not apply.
+logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_pu.losses import BCEDiceLoss  # noqa: E402
-from keras_pu.models import EncoderPUUNet  # noqa: E402
 from keras_pu.models import PUUNet  # noqa: E402
+from keras_pu.models.efficientnet_lite import EncoderPUUNet  # noqa: E402
 
 SIZE = 256
 MODELS = {
@@ -66,13 +79,48 @@ def time_fit(build, order):
     return time.perf_counter() - start, len(traces)
 
 
+def jax_cache_runs():
+    """A fresh process per measurement: no cache, cold cache, warm cache."""
+    print(f"backend {keras.backend.backend()}, keras {keras.__version__}, "
+          f"fresh processes, batch 2 at {SIZE}x{SIZE}, one step", flush=True)
+    for name in MODELS:
+        with tempfile.TemporaryDirectory() as cache:
+            settings = {
+                "no cache": {},
+                "empty cache folder": {"JAX_COMPILATION_CACHE_DIR": cache},
+                "warm cache folder": {"JAX_COMPILATION_CACHE_DIR": cache},
+            }
+            for label, extra in settings.items():
+                env = dict(os.environ, **extra)
+                start = time.perf_counter()
+                result = subprocess.run(
+                    [sys.executable, __file__, "--child", name], env=env,
+                    capture_output=True, text=True, check=True)
+                wall = time.perf_counter() - start
+                inside = float(result.stdout.split()[-1])
+                print(f"{name:30s} {label:19s} {wall:6.1f} s in all, "
+                      f"{inside:6.1f} s to build and fit", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--jax-cache", action="store_true",
+                        help="fresh processes with and without JAX's "
+                        "persistent compilation cache")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        start = time.perf_counter()
+        time_fit(MODELS[args.child], "optimizer first")
+        print(time.perf_counter() - start)
+        return
+    if args.jax_cache:
+        return jax_cache_runs()
     orders = ("optimizer first", "keras order")
     print(f"backend {keras.backend.backend()}, keras {keras.__version__}, "
-          f"{args.repeats} repeats, batch 2 at {SIZE}x{SIZE}, one step")
+          f"{args.repeats} repeats, batch 2 at {SIZE}x{SIZE}, one step",
+          flush=True)
     for name, build in MODELS.items():
         seconds = {o: [] for o in orders}
         traces = {}
@@ -86,7 +134,7 @@ def main():
             print(f"{name:30s} {order:16s} {median[order]:7.1f} s "
                   f"(train step traced {traces[order]}x)")
         print(f"{name:30s} ratio {median[orders[1]] / median[orders[0]]:.2f}"
-              " (keras order / optimizer first)")
+              " (keras order / optimizer first)", flush=True)
 
 
 if __name__ == "__main__":
