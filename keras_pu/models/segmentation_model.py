@@ -364,6 +364,13 @@ class SegmentationModel(keras.Model):
                 self.optimizer.build(self.trainable_variables)
         return super().fit(*args, **kwargs)
 
+    # Keras's documentation of fit sits on its backend-independent Trainer.
+    fit.__doc__ = next(
+        (c.__dict__["fit"].__doc__ for c in keras.Model.__mro__
+         if c.__dict__.get("fit") is not None and c.__dict__["fit"].__doc__),
+        None,
+    )
+
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
