@@ -14,6 +14,7 @@ over all backends.
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -38,9 +39,10 @@ def backend_env(backend, jax_cache_dir=None):
         env.setdefault("JAX_COMPILATION_CACHE_DIR", str(jax_cache_dir))
         env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
         env.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
-        # A size limit turns on the cache's file lock, so that concurrent
-        # processes never read an entry another is still writing.
-        env.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(2 << 30))
+        # No size limit: with one, JAX reads every entry's access time at
+        # each write (thousands of entries per run: the JAX session took
+        # twice as long). Without one, an entry read while another process
+        # writes it fails to load, and JAX compiles the program instead.
     if backend == "jax":
         # JAX compiles every eager op for each new shape; unoptimised XLA code
         # compiles ~4x faster and is plenty for tiny test models.
@@ -85,6 +87,8 @@ def main():
 
     report_dir = ROOT / ".pytest_cache" / "junit"
     report_dir.mkdir(parents=True, exist_ok=True)
+    # Killed (a CI time limit), the run still removes its JAX cache.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     with tempfile.TemporaryDirectory(prefix="keras-pu-jax-cache-") as cache:
         return run(args, backends, pytest_args, report_dir, Path(cache))
 
