@@ -354,10 +354,10 @@ class SegmentationModel(keras.Model):
         # optimizer's variables (Adam's moments etc.) while tracing the first
         # train step, and a tf.function that creates variables is traced
         # twice (tensorflow/tensorflow#48851). Built here, with the variables
-        # the trace would see, the train step is traced once: `fit` starts
-        # ~25 % sooner (a small U-Net with SelfReg on a 2-core CPU: 31 s ->
-        # 24 s to the end of a one-step epoch). JAX and PyTorch build it
-        # before tracing anyway.
+        # the trace would see, the train step is traced once: a one-step
+        # `fit` of the presets' PU-UNet ends 1.9x sooner on a 2-core CPU
+        # (benchmarks/fit_startup.py, docs/speed.md). JAX and PyTorch build
+        # it before tracing anyway.
         if (keras.backend.backend() == "tensorflow"
                 and getattr(self, "optimizer", None) is not None
                 and not self.optimizer.built):
