@@ -1,6 +1,9 @@
 """Training an ImageNet-encoder U-Net with `keras-pu train`: the encoder
-frozen for the first epochs (`training.freeze_encoder_epochs`), exact
-resume across the unfreezing, and the error for models without encoder."""
+frozen for the first epochs (`training.freeze_encoder_epochs`, carried out
+by `UnfreezeEncoder`), exact resume across the unfreezing, and the error for
+models without encoder."""
+
+import shutil
 
 import keras
 import numpy as np
@@ -33,7 +36,8 @@ def busi(tmp_path_factory):
 
 
 class Snapshots(keras.callbacks.Callback):
-    """The encoder's and the decoder's weights at the start and after each
+    """The encoder's and the decoder's weights (batch-norm statistics
+    included) and the optimizer's step count at the start and after each
     epoch."""
 
     def __init__(self):
@@ -47,7 +51,8 @@ class Snapshots(keras.callbacks.Callback):
             part: [keras.ops.convert_to_numpy(v) for v in self.model.weights
                    if (id(v) in encoder) == (part == "encoder")]
             for part in ("encoder", "decoder")
-        })
+        } | {"steps": int(keras.ops.convert_to_numpy(
+            self.model.optimizer.iterations))})
 
     def on_train_begin(self, logs=None):
         self._take()
@@ -58,11 +63,24 @@ class Snapshots(keras.callbacks.Callback):
 
 @pytest.fixture(scope="module")
 def reference(busi, tmp_path_factory):
+    """The uninterrupted 2-epoch run, its snapshots, and a copy of its run
+    folder taken right after epoch 1 was committed (what a run killed at
+    that instant leaves behind)."""
     run = tmp_path_factory.mktemp("reference") / "run"
+    after_epoch_one = tmp_path_factory.mktemp("killed") / "run"
     snapshots = Snapshots()
-    train(Recipe.from_dict(RECIPE), data_path=busi.root, output_dir=run,
-          verbose=0, limit=LIMIT, callbacks=[snapshots])
-    return run, snapshots.taken
+    real_write = RunCheckpoint._write_state_file
+
+    def copy_after_epoch_one(self, state):
+        real_write(self, state)
+        if not state["finished"] and state["epochs_completed"] == 1:
+            shutil.copytree(run, after_epoch_one)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(RunCheckpoint, "_write_state_file", copy_after_epoch_one)
+        train(Recipe.from_dict(RECIPE), data_path=busi.root, output_dir=run,
+              verbose=0, limit=LIMIT, callbacks=[snapshots])
+    return run, snapshots.taken, after_epoch_one
 
 
 def _weights(path):
@@ -71,7 +89,7 @@ def _weights(path):
 
 
 def test_encoder_frozen_for_the_first_epoch_only(reference):
-    run, (start, epoch_1, epoch_2) = reference
+    run, (start, epoch_1, epoch_2), _ = reference
 
     def moved(a, b):
         return sum(not np.array_equal(x, y) for x, y in zip(a, b))
@@ -79,6 +97,8 @@ def test_encoder_frozen_for_the_first_epoch_only(reference):
     assert moved(start["encoder"], epoch_1["encoder"]) == 0
     assert moved(start["decoder"], epoch_1["decoder"]) > 0
     assert moved(epoch_1["encoder"], epoch_2["encoder"]) > 0
+    # Unfreezing rebuilds the optimizer; its step count carries over.
+    assert 0 < epoch_1["steps"] and epoch_2["steps"] == 2 * epoch_1["steps"]
     # Saved while frozen, a checkpoint loads frozen (its optimizer state
     # covers the decoder only); the finished run's encoder is trainable.
     final, _ = _weights(run / "checkpoints/last.keras")
@@ -86,26 +106,14 @@ def test_encoder_frozen_for_the_first_epoch_only(reference):
 
 
 def test_resume_after_the_frozen_epoch_equals_the_uninterrupted_run(
-        busi, reference, tmp_path, monkeypatch, capsys):
-    run = tmp_path / "run"
-    real_write = RunCheckpoint._write_state_file
-
-    def die_after_epoch_one(self, state):
-        real_write(self, state)
-        if not state["finished"] and state["epochs_completed"] == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(RunCheckpoint, "_write_state_file", die_after_epoch_one)
-    with pytest.raises(KeyboardInterrupt):
-        train(Recipe.from_dict(RECIPE), data_path=busi.root, output_dir=run,
-              verbose=0, limit=LIMIT)
-    monkeypatch.setattr(RunCheckpoint, "_write_state_file", real_write)
+        reference):
+    reference_run, _, run = reference
     frozen, _ = _weights(run / "checkpoints/last.keras")
     assert not frozen.encoder_trainable
     train(resume=True, output_dir=run, verbose=0)
     resumed, resumed_weights = _weights(run / "checkpoints/last.keras")
     reference_model, reference_weights = _weights(
-        reference[0] / "checkpoints/last.keras")
+        reference_run / "checkpoints/last.keras")
     assert int(resumed.optimizer.iterations) == int(
         reference_model.optimizer.iterations)
     # Tolerance: see tests/test_resume_safety.py (one Adam step ~1e-3).
