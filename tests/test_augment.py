@@ -202,6 +202,50 @@ def test_appearance_augmentations_do_what_they_say(compute):
     assert abs(float((out - 0.5).mean())) < 2e-3
 
 
+PART_CONFIGS = {
+    **{name: dict(OFF, **config) for name, config in GEOMETRIC.items()
+       if name != "defaults"},
+    **{name: dict(OFF, **{name: value}) for name, value in APPEARANCE.items()},
+    "everything": dict(rotation=30, zoom=0.2, translation=0.1, **APPEARANCE),
+}
+
+
+@pytest.mark.parametrize("compute", COMPUTE)
+@pytest.mark.parametrize("name", list(PART_CONFIGS))
+def test_a_part_of_a_batch_gets_that_part_of_the_batch_augmentation(
+        name, compute):
+    # Data parallelism: each process augments its share of the global batch
+    # alone and must get exactly the rows a single process would.
+    augment = SegmentationAugmentation(**PART_CONFIGS[name], backend=compute)
+    images, masks = shapes(n=8)
+    images[..., 2] *= 0.3
+    whole = augment(images, masks, seed=11)
+    for parts in (2, 4):
+        size = len(images) // parts
+        outputs = []
+        for index in range(parts):
+            rows = slice(index * size, (index + 1) * size)
+            out = augment(images[rows], masks[rows], seed=11,
+                          part=(index, parts))
+            np.testing.assert_allclose(out[0], whole[0][rows], rtol=0, atol=1e-6)
+            np.testing.assert_array_equal(out[1], whole[1][rows])
+            outputs.append(out[0])
+        if name == "everything":
+            # A part is augmented as those rows of the batch, not as a batch
+            # of its own (which would draw the first rows' values).
+            alone = augment(images[size:2 * size], masks[size:2 * size],
+                            seed=11)
+            assert not np.allclose(alone[0], outputs[1], atol=1e-4)
+
+
+def test_part_must_name_one_of_equal_parts():
+    images, masks = shapes(n=4)
+    augment = SegmentationAugmentation()
+    for part in ((2, 2), (-1, 2), (0, 0), "a", (1,)):
+        with pytest.raises(ValueError, match="part"):
+            augment(images, masks, seed=1, part=part)
+
+
 @pytest.mark.parametrize("name", ["saturation", "blur", "gamma", "noise"])
 def test_appearance_magnitudes_are_validated(name):
     with pytest.raises(ValueError, match=name):

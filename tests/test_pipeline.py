@@ -76,6 +76,33 @@ def test_augmented_batches_are_reproducible_and_aligned(busi):
     assert set(np.unique(masks)) <= {0.0, 1.0}
 
 
+@pytest.mark.parametrize("cache", [None, "memory"])
+def test_batch_parts_read_and_augment_only_their_images(busi, cache, monkeypatch):
+    import keras_pu.data.pipeline as pipeline
+
+    augment = SegmentationAugmentation(rotation=30, zoom=0.2, brightness=0.2,
+                                       blur=0.5, gamma=0.3, noise=0.05)
+    sequence = SegmentationSequence(busi, SIZE, batch_size=4, shuffle=True,
+                                    augmentation=augment, seed=2, cache=cache)
+    sequence.set_epoch(1)
+    whole = sequence[1]
+    loaded = []
+    real_load = pipeline.load_pair
+    monkeypatch.setattr(pipeline, "load_pair",
+                        lambda sample, *a, **k: loaded.append(sample.id)
+                        or real_load(sample, *a, **k))
+    ids = [s.id for s in sequence.batch_samples(1)]
+    for part in range(2):
+        loaded.clear()
+        images, masks = sequence.batch_part(1, part, 2)
+        rows = slice(2 * part, 2 * part + 2)
+        np.testing.assert_allclose(images, whole[0][rows], rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(masks, whole[1][rows])
+        assert loaded == ([] if cache else ids[rows])
+    with pytest.raises(ValueError, match="equal parts.*multiple of the number"):
+        sequence.batch_part(1, 0, 3)
+
+
 def test_labelled_batches_give_ids_and_original_sizes(busi):
     batches = list(labelled_batches(busi, image_size=SIZE, batch_size=4))
     assert [len(b.ids) for b in batches] == [4, 4, 1]

@@ -32,6 +32,14 @@ Randomness: each call draws its transformations from explicit seeds
 started at a seed derived from the call's `seed`), so a batch's augmentation
 depends only on (seed, epoch, batch index) -- not on the number of workers
 or the order in which they run.
+
+Parts of a batch (`part=(index, count)`): data-parallel training gives each
+process an equal part of every global batch, augmented exactly as a single
+process would augment the whole batch. Each layer's transformation is drawn
+for the whole batch (one value per image: cheap) and only the part's entries
+are applied, and gamma and noise are drawn per image from (seed, position in
+the batch); so a process decodes and resamples its own images only, and the
+parts concatenated are the whole batch's augmentation.
 """
 
 import contextlib
@@ -103,6 +111,39 @@ def _seed_stream(layer, seed):
     return keras.random.SeedGenerator(int(seed), backend=layer.backend)
 
 
+# The entries of the Keras 3.15 layers' random transformations: one value per
+# image (cut to the part's rows), or a property of the whole batch (kept).
+# `input_shape` and `batch_size` describe the batch and become the part's.
+# An entry not listed is cut when its first dimension is the batch size.
+_PER_IMAGE_ENTRIES = frozenset({
+    "flips", "angle", "rotation_matrix", "height_zoom", "width_zoom",
+    "translations", "rgb_delta", "contrast_factor", "factor",
+    "should_apply_blur",
+})
+_WHOLE_BATCH_ENTRIES = frozenset({"blur_factor", "image_height", "image_width"})
+
+
+def _part_of_transformation(transformation, rows, batch_size):
+    """The entries of a whole batch's `transformation` for the images
+    `rows` (a slice) of it."""
+    part_size = rows.stop - rows.start
+    part = {}
+    for key, value in transformation.items():
+        if key == "batch_size":
+            part[key] = part_size
+        elif key == "input_shape":
+            part[key] = (part_size,) + tuple(value)[1:]
+        elif key in _WHOLE_BATCH_ENTRIES:
+            part[key] = value
+        elif key in _PER_IMAGE_ENTRIES or (
+                len(getattr(value, "shape", ())) > 0
+                and value.shape[0] == batch_size):
+            part[key] = value[rows]
+        else:
+            part[key] = value
+    return part
+
+
 def _symmetric(value, name):
     """A magnitude `v` -> (-v, v); a pair is kept as (low, high)."""
     if isinstance(value, (tuple, list)):
@@ -118,6 +159,24 @@ def _symmetric(value, name):
             f"SegmentationAugmentation: {name} must be >= 0, got {value!r}"
         )
     return -value, value
+
+
+def _part_rows(part, size):
+    """(rows, batch size): the rows of the whole batch that a call's `size`
+    images are, and the size of that batch."""
+    if part is None:
+        return slice(0, size), size
+    try:
+        index, count = (int(v) for v in part)
+    except (TypeError, ValueError):
+        raise ValueError(
+            "SegmentationAugmentation: part must be (index, count), got "
+            f"{part!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(
+            "SegmentationAugmentation: part (index, count) needs "
+            f"0 <= index < count, got {part!r}")
+    return slice(index * size, (index + 1) * size), count * size
 
 
 @keras.saving.register_keras_serializable(package="keras_pu")
@@ -183,6 +242,11 @@ class SegmentationAugmentation:
         images: float array (B, H, W, C) in [0, 1].
         masks: array (B, H, W) or (B, H, W, 1) with values in {0, 1}.
         seed: optional int; the same seed gives the same augmentation.
+        part: optional `(index, count)`: `images` and `masks` are part
+            `index` of `count` equal parts of a batch of `count * B` images
+            (data parallelism: a process's share of the global batch). The
+            result is that part of the whole batch's augmentation with this
+            seed, for the work of B images.
 
     Returns:
         (images, masks) as float32 numpy arrays of the input shapes; masks
@@ -353,7 +417,7 @@ class SegmentationAugmentation:
         # Keras int seeds must fit int32 on some backends.
         return [int(s) & 0x7FFFFFFF for s in states]
 
-    def __call__(self, images, masks, seed=None):
+    def __call__(self, images, masks, seed=None, part=None):
         images = np.asarray(images, dtype=np.float32)
         masks = np.asarray(masks, dtype=np.float32)
         if images.ndim != 4:
@@ -369,57 +433,75 @@ class SegmentationAugmentation:
                 "SegmentationAugmentation: masks must be (B, H, W) or (B, H, W, 1) "
                 f"matching images {images.shape}, got {masks.shape}"
             )
+        rows, batch_size = _part_rows(part, len(images))
         if not self.layers and not (self.gamma or self.noise):
             return images, masks[..., 0] if squeeze else masks
         scope = contextlib.nullcontext()
         if self.compute_backend == "tensorflow" and keras.backend.backend() != "tensorflow":
             scope = _tensorflow_cpu_scope()
         with scope:
-            images, masks = self._augment(images, masks, self._layer_seeds(seed))
+            images, masks = self._augment(
+                images, masks, self._layer_seeds(seed), rows, batch_size)
         return images, masks[..., 0] if squeeze else masks
 
-    def _augment(self, images, masks, seeds):
+    def _augment(self, images, masks, seeds, rows, batch_size):
         seeds = iter(seeds)
         channels = images.shape[-1]
         if self.layers:
             ops = self.layers[0].backend   # a keras DynamicBackend on compute_backend
+            # What the transformations are drawn for: the whole batch (the
+            # layers read only its shape), of which these images are `rows`.
+            if batch_size == len(images):
+                whole_batch = None
+            else:
+                whole_batch = ops.numpy.zeros(
+                    (batch_size,) + images.shape[1:3] + (1,), dtype="uint8")
+
+        def transform(layer, tensor, seed):
+            transformation = layer.get_random_transformation(
+                tensor if whole_batch is None else whole_batch,
+                training=True, seed=_seed_stream(layer, seed))
+            if whole_batch is not None:
+                transformation = _part_of_transformation(
+                    transformation, rows, batch_size)
+            return layer.transform_images(tensor, transformation, training=True)
+
         if self.geometric_layers:
             # One tensor through each geometric layer: image and mask are
             # resampled by the same transformation, on every backend.
             stacked = ops.convert_to_tensor(np.concatenate([images, masks], axis=-1))
             for _, layer in self.geometric_layers:
-                transformation = layer.get_random_transformation(
-                    stacked, training=True, seed=_seed_stream(layer, next(seeds))
-                )
-                stacked = layer.transform_images(stacked, transformation, training=True)
+                stacked = transform(layer, stacked, next(seeds))
             stacked = np.asarray(ops.convert_to_numpy(stacked), dtype=np.float32)
             images = stacked[..., :channels]
             masks = (stacked[..., channels:] > self.mask_threshold).astype(np.float32)
         if self.photometric_layers:
             tensor = ops.convert_to_tensor(images)
             for _, layer in self.photometric_layers:
-                transformation = layer.get_random_transformation(
-                    tensor, training=True, seed=_seed_stream(layer, next(seeds))
-                )
-                tensor = layer.transform_images(tensor, transformation, training=True)
+                tensor = transform(layer, tensor, next(seeds))
             images = np.asarray(ops.convert_to_numpy(tensor), dtype=np.float32)
         if self.gamma or self.noise:
-            images = self._gamma_and_noise(images, next(seeds))
+            images = self._gamma_and_noise(images, next(seeds), rows)
         return np.clip(images, 0.0, 1.0), masks
 
-    def _gamma_and_noise(self, images, seed):
-        rng = np.random.default_rng(seed)
-        batch = images.shape[0]
-        # Drawn whether or not used, so switching one on leaves the other's
-        # draws unchanged.
-        log_gamma = rng.uniform(-self.gamma, self.gamma, size=(batch, 1, 1, 1))
-        sigma = rng.uniform(0.0, self.noise, size=(batch, 1, 1, 1))
-        noise = rng.standard_normal(images.shape, dtype=np.float32)
-        if self.gamma:
-            images = np.clip(images, 0.0, 1.0) ** np.exp(log_gamma).astype(np.float32)
-        if self.noise:
-            images = images + sigma.astype(np.float32) * noise
-        return images
+    def _gamma_and_noise(self, images, seed, rows):
+        out = np.empty_like(images)
+        for image, position in enumerate(range(rows.start, rows.stop)):
+            # One generator per position in the batch: an image's draws do
+            # not depend on the other images, so a part of the batch gets
+            # the same values as the whole batch. Both are drawn whether or
+            # not used, so switching one on leaves the other's draws unchanged.
+            rng = np.random.default_rng([seed, position])
+            gamma = np.float32(np.exp(rng.uniform(-self.gamma, self.gamma)))
+            sigma = np.float32(rng.uniform(0.0, self.noise))
+            noise = rng.standard_normal(images.shape[1:], dtype=np.float32)
+            result = images[image]
+            if self.gamma:
+                result = np.clip(result, 0.0, 1.0) ** gamma
+            if self.noise:
+                result = result + sigma * noise
+            out[image] = result
+        return out
 
     def get_config(self):
         return {

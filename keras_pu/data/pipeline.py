@@ -118,7 +118,8 @@ class SegmentationSequence(keras.utils.PyDataset):
         augmentation: optional `SegmentationAugmentation` (or any callable
             `(images, masks, seed=int) -> (images, masks)`), applied per
             batch with a seed derived from (seed, epoch, batch index), so the
-            result does not depend on `workers`.
+            result does not depend on `workers`. `batch_part` with more than
+            one part calls it with `part=(part, parts)` as well.
         shuffle: reshuffle the order every epoch (from `seed` and the epoch
             number). Default False.
         seed: int, the base of the shuffle and augmentation seeds. Default 0.
@@ -229,7 +230,29 @@ class SegmentationSequence(keras.utils.PyDataset):
         return [self.samples[i] for i in positions]
 
     def __getitem__(self, index):
+        return self.batch_part(index, 0, 1)
+
+    def batch_part(self, index, part, parts):
+        """Part `part` of batch `index` cut into `parts` equal, contiguous
+        parts: `self[index]`'s images `[part * n, (part + 1) * n)` with
+        `n = len(batch) / parts`, decoded and augmented alone (data
+        parallelism: each process's share of the global batch, for the work
+        of its share).
+
+        Raises:
+            ValueError: the batch does not split into `parts` equal parts.
+        """
         samples = self.batch_samples(index)
+        if len(samples) % parts:
+            raise ValueError(
+                f"SegmentationSequence: batch {index} holds {len(samples)} "
+                f"images, which do not split into {parts} equal parts. Under "
+                "data parallelism the global batch size (training.batch_size) "
+                "must be a multiple of the number of replicas, and the "
+                "training split must hold at least one global batch."
+            )
+        size = len(samples) // parts
+        samples = samples[part * size:(part + 1) * size]
         if self.cache is not None:
             images, masks = self.cache.batch([s.id for s in samples])
         else:
@@ -242,7 +265,8 @@ class SegmentationSequence(keras.utils.PyDataset):
         if self.augmentation is not None:
             seed = np.random.SeedSequence([self.seed, self.epoch, index])
             images, masks = self.augmentation(
-                images, masks, seed=int(seed.generate_state(1)[0])
+                images, masks, seed=int(seed.generate_state(1)[0]),
+                **({} if parts == 1 else {"part": (part, parts)}),
             )
         return images, masks
 

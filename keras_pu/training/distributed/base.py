@@ -117,9 +117,11 @@ class ShardedBatches(BatchWrapper):
     process `rank` gets part `rank` (so the processes' parts, concatenated
     in rank order, are the global batch of a single-process run).
 
-    Every process reads the same global batch (same order, same
-    augmentation: both come from the seed, the epoch and the batch index)
-    and keeps its part.
+    Order and augmentation come from the seed, the epoch and the batch
+    index, so every process cuts the same global batch. A sequence with a
+    `batch_part(index, part, parts)` method (`SegmentationSequence`) reads
+    and augments this process's images only; of any other, every process
+    reads the whole global batch and keeps its part.
     """
 
     def __init__(self, sequence, rank, world):
@@ -128,5 +130,7 @@ class ShardedBatches(BatchWrapper):
         self.world = int(world)
 
     def __getitem__(self, index):
+        if hasattr(self.sequence, "batch_part"):
+            return self.sequence.batch_part(index, self.rank, self.world)
         batch = self.sequence[index]
         return tuple(_slice(part, self.rank, self.world) for part in batch)
