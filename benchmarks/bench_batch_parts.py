@@ -3,7 +3,7 @@
 against the process's part of it.
 
     python benchmarks/bench_batch_parts.py [--dataset kvasir-seg]
-        [--global-batch 32] [--parts 4] [--batches 6] [--cache none]
+        [--global-batch 32] [--parts 4] [--batches 6] [--cache none|memory]
 
 Under data parallelism each of N processes trains on 1/N of every global
 batch. `SegmentationSequence.batch_part` decodes and augments only that

@@ -238,6 +238,20 @@ def test_a_part_of_a_batch_gets_that_part_of_the_batch_augmentation(
             assert not np.allclose(alone[0], outputs[1], atol=1e-4)
 
 
+@pytest.mark.parametrize("compute", COMPUTE)
+def test_blur_sigma_of_a_two_image_batch_is_not_cut(compute):
+    # RandomGaussianBlur draws one (2,) sigma pair per batch: with two
+    # images its first dimension is the batch size, yet it is not per image.
+    augment = SegmentationAugmentation(**dict(OFF, blur=1.0), backend=compute)
+    images, masks = shapes(n=2)
+    whole = augment(images, masks, seed=4)
+    for index in range(2):
+        out = augment(images[index:index + 1], masks[index:index + 1],
+                      seed=4, part=(index, 2))
+        np.testing.assert_allclose(out[0], whole[0][index:index + 1],
+                                   rtol=0, atol=1e-6)
+
+
 def test_part_must_name_one_of_equal_parts():
     images, masks = shapes(n=4)
     augment = SegmentationAugmentation()

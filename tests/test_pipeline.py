@@ -101,6 +101,9 @@ def test_batch_parts_read_and_augment_only_their_images(busi, cache, monkeypatch
         assert loaded == ([] if cache else ids[rows])
     with pytest.raises(ValueError, match="equal parts.*multiple of the number"):
         sequence.batch_part(1, 0, 3)
+    for part, parts in ((2, 2), (-1, 2), (0, 0)):
+        with pytest.raises(ValueError, match="needs 0 <= part < parts"):
+            sequence.batch_part(1, part, parts)
 
 
 def test_labelled_batches_give_ids_and_original_sizes(busi):

@@ -111,16 +111,13 @@ def _seed_stream(layer, seed):
     return keras.random.SeedGenerator(int(seed), backend=layer.backend)
 
 
-# The entries of the Keras 3.15 layers' random transformations: one value per
-# image (cut to the part's rows), or a property of the whole batch (kept).
-# `input_shape` and `batch_size` describe the batch and become the part's.
-# An entry not listed is cut when its first dimension is the batch size.
-_PER_IMAGE_ENTRIES = frozenset({
-    "flips", "angle", "rotation_matrix", "height_zoom", "width_zoom",
-    "translations", "rgb_delta", "contrast_factor", "factor",
-    "should_apply_blur",
-})
-_WHOLE_BATCH_ENTRIES = frozenset({"blur_factor", "image_height", "image_width"})
+# The Keras 3.15 layers' random transformations hold arrays with one entry
+# per image (first dimension the batch size: cut to the part's rows), the
+# batch's shape (`input_shape`, `batch_size`: become the part's), and
+# properties of the whole batch, kept. RandomGaussianBlur's `blur_factor`
+# (one sigma pair for the batch, shape (2,)) is listed because its first
+# dimension equals the batch size when the batch holds two images.
+_WHOLE_BATCH_ENTRIES = frozenset({"blur_factor"})
 
 
 def _part_of_transformation(transformation, rows, batch_size):
@@ -133,11 +130,9 @@ def _part_of_transformation(transformation, rows, batch_size):
             part[key] = part_size
         elif key == "input_shape":
             part[key] = (part_size,) + tuple(value)[1:]
-        elif key in _WHOLE_BATCH_ENTRIES:
-            part[key] = value
-        elif key in _PER_IMAGE_ENTRIES or (
-                len(getattr(value, "shape", ())) > 0
-                and value.shape[0] == batch_size):
+        elif (key not in _WHOLE_BATCH_ENTRIES
+              and len(getattr(value, "shape", ())) > 0
+              and value.shape[0] == batch_size):
             part[key] = value[rows]
         else:
             part[key] = value

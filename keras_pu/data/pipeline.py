@@ -240,8 +240,14 @@ class SegmentationSequence(keras.utils.PyDataset):
         of its share).
 
         Raises:
-            ValueError: the batch does not split into `parts` equal parts.
+            ValueError: `part` is not one of `parts` parts, or the batch does
+                not split into `parts` equal parts.
         """
+        if not 0 <= part < parts:
+            raise ValueError(
+                f"SegmentationSequence: part {part!r} of {parts!r} parts; "
+                "needs 0 <= part < parts"
+            )
         samples = self.batch_samples(index)
         if len(samples) % parts:
             raise ValueError(
