@@ -19,9 +19,9 @@ from keras_pu.zoo import registry as registry_lib
 from keras_pu.zoo.errors import ZooError
 from tools.zoo.packaging import add_preset
 from tools.zoo.packaging import refresh_cards
-from tools.zoo.packaging import is_machine_path
+from tools.machine_paths import is_machine_path
 from tools.zoo.packaging import summarize_metrics
-from tools.zoo.packaging import without_machine_paths
+from tools.machine_paths import without_machine_paths
 from keras_pu.zoo.safety import check_config_is_safe
 from tests.conftest import REPO_ROOT
 from tests.conftest import once_per_suite

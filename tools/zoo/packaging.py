@@ -39,6 +39,7 @@ import numpy as np
 from keras_pu.zoo import integrity
 from keras_pu.zoo import registry as registry_lib
 from keras_pu.zoo.errors import ZooError
+from tools.machine_paths import without_machine_paths
 from tools.zoo import cards
 
 # `keras-pu evaluate` names the image-level false-positive rate on images
@@ -50,26 +51,6 @@ METRIC_ALIASES = {"empty_gt_false_positive_rate": "fpr_empty"}
 FRACTION_METRICS = (
     "dice", "iou", "precision", "recall", "fpr_normal", "fpr_empty",
 )
-
-
-def is_machine_path(value):
-    """Whether a string is an absolute filesystem path (POSIX, home-relative
-    or Windows): something only the machine that wrote it can resolve."""
-    if not isinstance(value, str) or not value:
-        return False
-    return (value.startswith(("/", "~/", "\\\\"))
-            or (len(value) > 2 and value[0].isalpha() and value[1] == ":"
-                and value[2] in "\\/"))
-
-
-def without_machine_paths(data):
-    """A copy of a JSON value with every machine path (`is_machine_path`)
-    replaced by None, at any depth."""
-    if isinstance(data, dict):
-        return {k: without_machine_paths(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [without_machine_paths(v) for v in data]
-    return None if is_machine_path(data) else data
 
 
 def write_published_json(source, target):
