@@ -29,6 +29,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import pathlib
 import sys
 
@@ -104,7 +105,9 @@ def record(run, study):
     folder written."""
     run = pathlib.Path(run)
     files = recorded_files(run)
-    target = pathlib.Path(study) / run.resolve().name
+    # The name the run is given here, not its target's if it is a link:
+    # one run can be recorded in two studies under each one's arm name.
+    target = pathlib.Path(study) / pathlib.Path(os.path.abspath(run)).name
     for name, text in files.items():
         path = target / name
         path.parent.mkdir(parents=True, exist_ok=True)

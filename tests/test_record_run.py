@@ -102,3 +102,12 @@ def test_an_unevaluated_run_is_refused_and_nothing_is_written(tmp_path, capsys):
     (unevaluated / "run.json").unlink()
     with pytest.raises(record_run.RecordError, match="no run.json"):
         record_run.recorded_files(unevaluated)
+
+
+def test_a_linked_run_is_recorded_under_the_links_name(tmp_path):
+    run = make_run(tmp_path / "runs" / "off_s1", [0.8])
+    link = tmp_path / "decoder_study" / "pu_s1"
+    link.parent.mkdir()
+    link.symlink_to(run, target_is_directory=True)
+    assert record_run.record(link, tmp_path / "study") == tmp_path / "study" / "pu_s1"
+    assert record_run.record(str(run) + "/", tmp_path / "study").name == "off_s1"
