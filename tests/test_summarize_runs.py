@@ -75,15 +75,17 @@ def test_pair_replaces_only_the_studys_section(tmp_path, capsys):
     study = tmp_path / "selfreg_demo"
     make_run(study / "on_s1", [0.9, 0.8], seed=1)
     make_run(study / "off_s1", [0.8, 0.8], seed=1)
-    start, end = summarize_runs.study_markers("selfreg_demo")
+    start, end = summarize_runs.study_markers("selfreg_demo", "on", "off")
+    other = "\n".join(summarize_runs.study_markers("selfreg_demo", "weak", "off"))
     page = tmp_path / "results.md"
-    page.write_text(f"# Results\n{start}\nold table\n{end}\nafter\n")
+    page.write_text(f"# Results\n{start}\nold table\n{end}\nafter\n{other}\n")
 
     summarize_runs.main([str(study), "--pair", "on", "off", "--readme", str(page),
                          "--hardware", "2 CPU cores"])
     text = page.read_text()
     assert "old table" not in text and "| 1 | 0.8500 | 0.8000 |" in text
-    assert text.startswith(f"# Results\n{start}\n| Seed |") and text.endswith(f"{end}\nafter\n")
+    assert text.startswith(f"# Results\n{start}\n| Seed |")
+    assert text.endswith(f"{end}\nafter\n{other}\n")  # another pair's section
     summary = json.loads((study / "on_s1" / "training_summary.json").read_text())
     assert summary["hardware"] == "2 CPU cores"
 
