@@ -14,10 +14,12 @@ Run `<arm>_s<seed>` of the study folder is `keras-pu train --recipe RECIPE
 --split test`, then (with --record) `scripts/record_run.py RUN --into
 RECORD`. The runs go seed by seed, every arm of a seed before the next
 seed, so that a study cut short leaves complete pairs. Started again, it
-continues where it stopped: a run with a test evaluation is done, one with
-a final model is only evaluated, a folder without one resumes from its last
-checkpoint (`--resume`, which refuses changed flags). Each run's output goes
-to `<run>.log` in the study folder; this prints one line per step.
+continues where it stopped: a run recorded in RECORD or with a test
+evaluation is done (so a new arm can be added to a study whose earlier
+runs survive only as records), one with a final model is only evaluated, a
+folder without one resumes from its last checkpoint (`--resume`, which
+refuses changed flags). Each run's output goes to `<run>.log` in the study
+folder; this prints one line per step.
 
 `--dry-run` prints the commands that are still to run, and runs nothing.
 """
@@ -50,6 +52,11 @@ def plan(study, recipe, data, train_args, arms, seeds, backend, record=None):
     for seed in seeds:
         for name, flags in arms:
             run = study / f"{name}_s{seed}"
+            if record and (pathlib.Path(record) / run.name / "eval_test"
+                           / "metrics.json").is_file():
+                # Recorded (in an earlier session, say): the record is all a
+                # study's tables need, so the run folder may be gone.
+                continue
             if (run / "eval_test" / "metrics.json").is_file():
                 if record and not (pathlib.Path(record) / run.name).is_dir():
                     steps.append((run, "record", _record_argv(run, record)))

@@ -102,3 +102,15 @@ def test_dry_run_prints_and_runs_nothing(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert [line.split()[:2] for line in out] == [["train", "a_s7:"], ["evaluate", "a_s7:"]]
     assert not study.exists()
+
+
+def test_a_recorded_run_is_done_even_without_its_run_folder(tmp_path):
+    study, record = tmp_path / "study", tmp_path / "experiments" / "s"
+    for arm in ("off", "on"):
+        evaluation = record / f"{arm}_s1" / "eval_test"
+        evaluation.mkdir(parents=True)
+        (evaluation / "metrics.json").write_text("{}")
+    arms = ARMS + [("weak", ["--selfreg", "--set", "selfreg.lambda_ifd=0.0015"])]
+    plan = run_study.plan(study, "r", "/data", [], arms, [1], "jax", record)
+    assert [(run.name, what) for run, what, _ in plan] == [
+        ("weak_s1", "train"), ("weak_s1", "evaluate"), ("weak_s1", "record")]
