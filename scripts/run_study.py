@@ -37,10 +37,13 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def parse_arm(text):
     """'name=flags' -> (name, [flags])."""
     name, sep, flags = text.partition("=")
-    if not sep or not name or not name.replace("_", "").isalnum():
+    # Letters and digits only: run folders are <arm>_s<seed>, and
+    # summarize_runs.py --pair reads the arm back as what precedes "_s<seed>"
+    # after the last other underscore.
+    if not sep or not name.isascii() or not name.isalnum():
         raise argparse.ArgumentTypeError(
-            f"--arm takes NAME=FLAGS with a plain NAME, e.g. on=\"--selfreg\"; "
-            f"got {text!r}")
+            f"--arm takes NAME=FLAGS with NAME of letters and digits only, e.g. "
+            f"on=\"--selfreg\"; got {text!r}")
     return name, shlex.split(flags)
 
 

@@ -111,3 +111,12 @@ def test_a_linked_run_is_recorded_under_the_links_name(tmp_path):
     link.symlink_to(run, target_is_directory=True)
     assert record_run.record(link, tmp_path / "study") == tmp_path / "study" / "pu_s1"
     assert record_run.record(str(run) + "/", tmp_path / "study").name == "off_s1"
+
+
+def test_an_unreadable_json_file_is_named_in_the_error(tmp_path, capsys):
+    run = make_run(tmp_path / "runs" / "truncated", [0.8])
+    (run / "eval_test" / "metrics.json").write_text('{"dice": 0.8, ')
+    assert record_run.main([str(run), "--into", str(tmp_path / "study")]) == 1
+    message = capsys.readouterr().err
+    assert "eval_test/metrics.json: not readable JSON" in message
+    assert not (tmp_path / "study").exists()

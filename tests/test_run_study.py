@@ -79,7 +79,7 @@ def test_arms_are_name_equals_flags():
     assert run_study.parse_arm('on=--selfreg --set a=1') == (
         "on", ["--selfreg", "--set", "a=1"])
     assert run_study.parse_arm("plain=") == ("plain", [])
-    for bad in ("--selfreg", "=--selfreg", "a b=--selfreg"):
+    for bad in ("--selfreg", "=--selfreg", "a b=--selfreg", "self_reg=--selfreg"):
         with pytest.raises(Exception, match="NAME=FLAGS"):
             run_study.parse_arm(bad)
 
