@@ -534,6 +534,16 @@ def test_add_gate_records_a_validation_gate_and_its_test_metrics(
     assert find_gate(zoo_dir / "tiny_pu").min_peak_probability == 0.9
     assert find_gate(zoo_dir / "tiny_res") is None
     assert zoo.info("tiny_pu")["postprocess"]["gate"]["min_peak_probability"] == 0.9
+    # New weights (a retrained preset): the old weights' gate is dropped,
+    # with a message, not refused and not kept.
+    inputs = zoo_presets.root / "inputs"
+    messages = []
+    add_preset("tiny_pu", inputs / "tiny_pu.keras", inputs / "tiny_pu_metrics.json",
+               inputs / "tiny_pu_recipe.json", registry_path=registry,
+               zoo_dir=zoo_dir, log=messages.append)
+    assert registry_lib.load_registry(registry).get("tiny_pu").postprocess is None
+    assert "postprocess" not in json.loads(registry.read_text())["presets"]["tiny_pu"]
+    assert any("dropped the image-level gate" in m for m in messages)
 
 
 def test_add_preset_records_the_trained_input_size(zoo_presets, tmp_path):
@@ -656,3 +666,23 @@ def test_phantom_arguments_are_checked():
     from keras_pu.cli.demo import PHANTOM_KINDS
 
     assert PHANTOM_KINDS == phantoms.KINDS
+
+
+def test_a_key_a_config_lacks_counts_as_the_class_default():
+    """A registry entry written before a constructor argument existed (here
+    deep_supervision) describes the model built with its default; a
+    different value is still a different architecture."""
+    registered = registry_lib.load_registry().get("pu_unet_kvasir").architecture
+    assert "deep_supervision" not in registered["config"]
+    model = keras_pu.models.PUUNet(
+        **dict(registered["config"], deep_supervision=False))
+    config = keras.saving.serialize_keras_object(model)
+    assert config["config"]["deep_supervision"] is False
+    assert registry_lib.architecture_differences(config, registered) == []
+    config["config"]["deep_supervision"] = True
+    assert registry_lib.architecture_differences(config, registered) == [
+        "deep_supervision=True instead of False"]
+    # A class this version does not know is compared as written.
+    unknown = {"class_name": "FutureNet", "config": {"a": 1}}
+    assert registry_lib.architecture_differences(
+        {"class_name": "FutureNet", "config": {}}, unknown) == ["a='<missing>' instead of 1"]

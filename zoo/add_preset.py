@@ -3,9 +3,12 @@
 `zoo/<preset>/` and an updated registry.
 
     python zoo/add_preset.py pu_unet_kvasir \\
-        --model runs/pu_unet_kvasir/best.keras \\
-        --metrics runs/pu_unet_kvasir/test_metrics.json
-        [--recipe keras_pu/training/recipes/pu_unet_kvasir.json]
+        --model runs/pu_unet_kvasir/model.keras \\
+        --metrics runs/pu_unet_kvasir/eval_test/metrics.json \\
+        --recipe runs/pu_unet_kvasir/recipe.json \\
+        [--training runs/pu_unet_kvasir/training_summary.json]
+
+(`scripts/train_preset.py` trains, evaluates and runs this in one go.)
 
 Writes zoo/<preset>/ (config.json, metadata.json, model.weights.h5 as
 Keras's saving code writes them; README.md model card; metrics.json;

@@ -23,6 +23,7 @@ other file lists it.
 import dataclasses
 import difflib
 import importlib
+import inspect
 import pkgutil
 
 KERAS_PACKAGE = "keras_pu"
@@ -69,6 +70,22 @@ class ModelSpec:
     @property
     def module(self):
         return self.cls.__module__
+
+    def constructor_defaults(self):
+        """{argument: default} of the class's constructor, along its bases.
+
+        A config saved before an argument existed lacks that key and builds
+        the model with its default, so comparisons of configs read a missing
+        key as this default.
+        """
+        defaults = {}
+        for klass in self.cls.__mro__:
+            if "__init__" not in vars(klass):
+                continue
+            for name, parameter in inspect.signature(klass.__init__).parameters.items():
+                if parameter.default is not inspect.Parameter.empty:
+                    defaults.setdefault(name, parameter.default)
+        return defaults
 
     def input_size_multiple(self, config):
         """The number every input height and width must be a multiple of,

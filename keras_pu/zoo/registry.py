@@ -83,6 +83,11 @@ class Dataset:
     recommended: dict | None = None
 
 
+# Preset fields that may be absent: how the weights were trained (for the
+# card) and the image-level gate chosen for them.
+OPTIONAL_PRESET_FIELDS = ("training", "postprocess")
+
+
 @dataclasses.dataclass(frozen=True)
 class Preset:
     """One registry entry. See the module docstring for the fields' roles.
@@ -195,11 +200,16 @@ class Registry:
 
     def update_preset(self, name, **fields):
         """Sets raw JSON fields of preset `name` (e.g. files=..., hub=...)
-        and re-validates. Call `save()` to write the file."""
+        and re-validates; an optional field (`training`, `postprocess`) set
+        to None is removed. Call `save()` to write the file."""
         if name not in self.presets:
             raise UnknownPresetError(unknown_preset_message(name, self))
         data = json.loads(json.dumps(self.data))  # deep copy
-        data["presets"][name].update(fields)
+        entry = data["presets"][name]
+        entry.update(fields)
+        for key in OPTIONAL_PRESET_FIELDS:
+            if key in fields and fields[key] is None:
+                del entry[key]
         self.__init__(data, self.path)
 
     def update_dataset(self, key, **fields):
@@ -299,9 +309,12 @@ def architecture_differences(config, architecture):
         A list of human-readable differences (empty if they match). The
         model name, dtype policy and the spatial input size are not
         architecture (the U-Nets are fully convolutional); the channel count
-        is.
+        is. A key that one side lacks counts as the class's default for it
+        (a config written before the argument existed builds the same
+        model).
     """
     problems = []
+    defaults = _constructor_defaults(architecture["class_name"])
     if config.get("class_name") != architecture["class_name"]:
         problems.append(
             f"class {config.get('class_name')} instead of "
@@ -310,8 +323,8 @@ def architecture_differences(config, architecture):
     actual = config.get("config") or {}
     expected = architecture["config"]
     for key in sorted((set(actual) | set(expected)) - NON_ARCHITECTURE_KEYS):
-        have = _as_list(actual.get(key, "<missing>"))
-        want = _as_list(expected.get(key, "<missing>"))
+        have = _as_list(actual.get(key, defaults.get(key, "<missing>")))
+        want = _as_list(expected.get(key, defaults.get(key, "<missing>")))
         if key == "input_shape" and isinstance(have, list) and isinstance(want, list):
             channel = 0 if expected.get("data_format") == "channels_first" else -1
             if have and want and have[channel] != want[channel]:
@@ -321,6 +334,16 @@ def architecture_differences(config, architecture):
         elif have != want:
             problems.append(f"{key}={have!r} instead of {want!r}")
     return problems
+
+
+def _constructor_defaults(class_name):
+    from keras_pu.models.registry import UnknownModelError
+    from keras_pu.models.registry import get_model_spec
+
+    try:
+        return get_model_spec(class_name).constructor_defaults()
+    except UnknownModelError:
+        return {}  # a class this version does not know: compare as written
 
 
 def _as_list(value):

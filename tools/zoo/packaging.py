@@ -174,9 +174,9 @@ def add_preset(
 
     add_preset(
         "pu_unet_kvasir",
-        "runs/pu_unet_kvasir/best.keras",
-        "runs/pu_unet_kvasir/metrics.json",
-        "keras_pu/training/recipes/pu_unet_kvasir.json",
+        "runs/pu_unet_kvasir/model.keras",
+        "runs/pu_unet_kvasir/eval_test/metrics.json",
+        "runs/pu_unet_kvasir/recipe.json",
     )
     ```
     """
@@ -224,7 +224,14 @@ def add_preset(
                 "metrics": metrics,
                 "hub": {"repo_id": preset.repo_id, "revision": None},
                 "training": training,
+                # A gate was chosen for the old weights' probabilities: it
+                # does not carry over to new ones (zoo/add_gate.py adds theirs).
+                "postprocess": None,
             }
+            if preset.postprocess:
+                log(f"{name}: dropped the image-level gate of the previous "
+                    "weights; choose one for these with `keras-pu calibrate` "
+                    "and add it with zoo/add_gate.py")
             # The card is generated from the updated entry (files are filled
             # in afterwards: the card does not list its own checksum).
             registry.update_preset(name, files={}, **entry)
