@@ -51,15 +51,15 @@ SUMMARY = "summary"  # the step done here, not by a command
 
 
 def registry_preset(name):
-    """The preset's registry entry; SystemExit naming the presets if unknown."""
-    registry = json.loads(
-        (ROOT / "keras_pu" / "zoo" / "registry.json").read_text(encoding="utf-8"))
+    """The preset's registry entry; SystemExit with the registry's own
+    message (close names suggested) if there is none."""
+    from keras_pu.zoo.errors import UnknownPresetError
+    from keras_pu.zoo.registry import load_registry
+
     try:
-        return registry["presets"][name]
-    except KeyError:
-        raise SystemExit(
-            f"train_preset: {name!r} is not a preset of keras_pu/zoo/registry.json; "
-            f"presets: {', '.join(sorted(registry['presets']))}") from None
+        return load_registry().get(name)
+    except UnknownPresetError as error:
+        raise SystemExit(f"train_preset: {error}") from None
 
 
 def plan(preset, data, run, train_args=(), backend="tensorflow", gate=False,
@@ -183,7 +183,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     entry = registry_preset(args.preset)
-    gate = "postprocess" in entry if args.gate is None else args.gate
+    gate = entry.postprocess is not None if args.gate is None else args.gate
     if not args.data.is_dir():
         parser.error(f"--data {args.data}: no such folder")
     run = args.run or ROOT / "runs" / args.preset

@@ -89,7 +89,7 @@ def test_the_gate_follows_the_registry_unless_told(tmp_path, capsys):
 
 
 def test_unknown_preset_and_missing_data_are_named(tmp_path):
-    with pytest.raises(SystemExit, match="'pu_unet_kvasr' is not a preset.*pu_unet_kvasir"):
+    with pytest.raises(SystemExit, match="Unknown preset 'pu_unet_kvasr'.*Did you mean 'pu_unet_kvasir'"):
         train_preset.main(["pu_unet_kvasr", "--data", str(tmp_path)])
     with pytest.raises(SystemExit):
         train_preset.main(["pu_unet_kvasir", "--data", str(tmp_path / "nowhere")])
